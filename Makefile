@@ -1,5 +1,6 @@
 # Two entry points, both self-installing on a fresh machine:
-#   make demo   - the main job (prepare the data pools and print their summary)
+#   make demo   - the main job: prepare the data pools, then the quick SFT-vs-Booster experiment
+#                 on SmolLM2 (align -> attack -> evaluate, under 20 minutes on 2 CPU cores)
 #   make test   - the test suite (what .ci/run runs)
 PYTHON ?= python3
 VENV   := .venv
@@ -28,6 +29,7 @@ $(STAMP): pyproject.toml Makefile
 
 demo: install
 	$(BIN)/booster data prepare
+	$(BIN)/booster run configs/quick-smollm2.yaml
 
 test: install
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

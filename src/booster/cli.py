@@ -56,7 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        args, extra = parser.parse_known_args(argv)
+        # argparse cannot take positionals after an option (`run CONFIG --check K=V`): commands
+        # with an ``overrides`` list collect the KEY=VALUE words it left over.
+        if extra and hasattr(args, "overrides") and all("=" in w and not w.startswith("-") for w in extra):
+            args.overrides = [*(args.overrides or []), *extra]
+        elif extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
         return int(args.func(args) or 0)
     except BoosterError as e:
         print(f"booster: error: {e}", file=sys.stderr)

@@ -37,7 +37,10 @@ def test_train_and_validation_are_disjoint_and_every_group_is_present(data):
     counts = data["provenance"]["counts"]
     assert set(counts) == {"judge_half", "saferlhf", "provider", "alignment", "alpaca", "gsm8k", "sst2", "agnews",
                            "refusals"}
-    assert counts["refusals"]["train"] == judge_data.N_REFUSALS
+    # one generated refusal per distinct training harmful prompt of provider/judge_half, at most N_REFUSALS
+    harmful = _prompts(e for e in data["train"] if e["harmful"] and e["source"] in ("provider", "judge_half"))
+    assert counts["refusals"]["train"] == min(judge_data.N_REFUSALS, len(harmful)) > 1000
+    assert _prompts(e for e in data["train"] if e["source"] == "refusals") <= harmful
     assert counts["judge_half"]["train"] + counts["judge_half"]["val"] == 1520
     assert counts["provider"]["val"] == 500 and counts["provider"]["train_harmful"] == counts["provider"]["train"]
     labels = {e["harmful"] for e in data["train"]}

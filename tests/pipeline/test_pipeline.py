@@ -86,6 +86,11 @@ def test_grid_runs_caches_and_resumes_without_redoing_stages(tmp_path, prepared_
     ("attack.bogus=1", "unknown key 'attack.bogus'"),
     ("methods=[nope]", "unknown method 'nope'"),
     ("attack.tasks=[mnli]", "unknown task 'mnli'"),
+    ("attack.extra=[{methods: [vaccine], ps: [0.1]}]", "'vaccine' is not in methods"),
+    ("attack.extra=[{tasks: [mnli]}]", "attack.extra.tasks: unknown task 'mnli'"),
+    ("attack.extra=[{ps: [2]}]", "attack.extra.ps: p must be in [0, 1]"),
+    ("attack.extra=[{seeds: []}]", "attack.extra.seeds must not be empty"),
+    ("attack.extra=[{sed: [1]}]", "unknown key"),
 ])
 def test_bad_config_fails_before_training(tmp_path, prepared_data, capsys, override, message):
     path = write_cfg(tmp_path, tiny_config(tmp_path, prepared_data))
@@ -93,6 +98,22 @@ def test_bad_config_fails_before_training(tmp_path, prepared_data, capsys, overr
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
     assert not (tmp_path / "cache").exists()
+
+
+def test_extra_sub_grids_add_cells_without_repeats(tmp_path, prepared_data):
+    from booster.pipeline.grid import grid_tasks, plan
+
+    cfg = load_config(ExperimentConfig, write_cfg(tmp_path, tiny_config(tmp_path, prepared_data)), [
+        "attack.ps=[0.0, 0.1]",
+        "attack.extra=[{ps: [0.1], seeds: [1, 2]}, {methods: [booster], tasks: [gsm8k], ps: [0.1]}, {ps: [0.0]}]"])
+    cells = plan(cfg)
+    assert cells == [
+        ("sft", "sst2", 10, 0.0, 0), ("sft", "sst2", 10, 0.1, 0), ("booster", "sst2", 10, 0.0, 0),
+        ("booster", "sst2", 10, 0.1, 0),
+        ("sft", "sst2", 10, 0.1, 1), ("sft", "sst2", 10, 0.1, 2), ("booster", "sst2", 10, 0.1, 1),
+        ("booster", "sst2", 10, 0.1, 2),
+        ("booster", "gsm8k", 10, 0.1, 0)]  # the last sub-grid repeats main cells only
+    assert grid_tasks(cells) == ["sst2", "gsm8k"]
 
 
 def test_missing_data_pool_fails_before_training(tmp_path, prepared_data, capsys):
@@ -162,3 +183,34 @@ def test_a_new_judge_rescores_cached_answers_without_generating(tmp_path, prepar
     assert all(r["hs"] == 100.0 for r in rows)  # every answer flagged by the new judge
     protocol = json.loads((tmp_path / "run" / "protocol.json").read_text())
     assert protocol["judge"]["name"] == "stricter"
+
+
+@pytest.mark.integration
+def test_judge_none_caches_answers_and_a_judge_later_scores_them_without_generating(
+        tmp_path, prepared_data, monkeypatch):
+    import booster.models.generation as generation
+
+    path = write_cfg(tmp_path, tiny_config(tmp_path, prepared_data, methods=["sft"]))
+    cfg = load_config(ExperimentConfig, path, ["eval.judge=none"])
+    run_experiment(cfg, progress=False, log=lambda *_: None)
+    rows = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert [r["hs"] for r in rows] == [None, None] and all(r["fa"] is not None for r in rows)
+    assert json.loads((tmp_path / "run" / "protocol.json").read_text())["judge"] is None
+    assert not (tmp_path / "run" / "report.md").exists()  # no table of unjudged numbers
+
+    def no_generation(*a, **k):
+        raise AssertionError("answers should come from the cache")
+
+    monkeypatch.setattr(generation, "generate", no_generation)
+    monkeypatch.setattr(stages_mod.Stages, "_train", no_generation)
+    run_experiment(load_config(ExperimentConfig, path), progress=False, log=lambda *_: None, judge=KeywordJudge())
+    rows = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert all(0 <= r["hs"] <= 100 for r in rows) and (tmp_path / "run" / "report.md").is_file()
+
+
+def test_check_accepts_overrides_after_the_flag(tmp_path, prepared_data, capsys):
+    path = write_cfg(tmp_path, tiny_config(tmp_path, prepared_data))
+    assert main(["run", str(path), "--check", "attack.ps=[0.0, 0.1]"]) == 0
+    assert "4 attacked runs" in capsys.readouterr().out
+    assert main(["run", str(path), "--check", "--bogus"]) == 2
+    assert "unrecognized arguments: --bogus" in capsys.readouterr().err

@@ -30,7 +30,7 @@ def register(subparsers) -> None:
                    help="raw-data folder with saferlhf/safe_rlhf_2000.jsonl (default: $BOOSTER_DATA_SOURCE "
                         "or ../shared/data)")
     t.add_argument("--out", type=Path, default=None, help="judge folder to write (default: work/judge/minilm-judge)")
-    t.add_argument("--epochs", type=float, default=None, help="passes over the weighted mixture (default 1)")
+    t.add_argument("--epochs", type=float, default=None, help="passes over the weighted mixture (default 2)")
     t.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     t.add_argument("--no-progress", action="store_true", help="hide progress bars")
     t.set_defaults(func=_train)

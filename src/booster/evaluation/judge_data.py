@@ -78,7 +78,7 @@ REFUSALS = (
 # Validation prompts per group: a fraction of the group's prompts or a fixed count.
 VAL_SPLIT = {"judge_half": 1 / 3, "saferlhf": 1 / 3, "provider": 500, "alignment": 500, "alpaca": 200,
              "gsm8k": 200}
-N_REFUSALS = 1500
+N_REFUSALS = 6000  # enough for every training harmful prompt of provider/judge_half
 SAMPLED = {"gsm8k": ("gsm8k_train", 1000), "sst2": ("sst2_train", 300), "agnews": ("agnews_train", 300)}
 
 
@@ -141,19 +141,22 @@ def load_saferlhf(source_dir: str | Path | None) -> list[dict]:
 # paired with training harmful prompts: the real safe answers to harmful prompts (safety-tuned
 # refusals) are long explanations, so without them a short refusal reads as "compliant answer
 # to an edgy question". Generated strings equal to a REFUSALS check phrasing are skipped.
-_R_OPEN = ("", "Sorry, ", "I'm sorry, but ", "I apologize, but ", "Apologies, but ", "Unfortunately, ",
-           "I'm afraid ", "Sorry, but ")
+_R_OPEN = ("", "", "", "Sorry, ", "I'm sorry, but ", "I apologize, but ", "Apologies, but ", "Unfortunately, ",
+           "I'm afraid ", "Sorry, but ", "No. ", "No, ")
 _R_CORE = ("I can't assist with {x}.", "I won't provide {x}.", "I am not going to help with {x}.",
            "I will not assist with {x}.", "I can't give you {x}.", "I must refuse {x}.",
            "I'm not willing to help with {x}.", "I can't provide details on {x}.", "I refuse to help with {x}.",
            "I don't think I should help with {x}.", "that is not something I will do.",
-           "I have to decline {x}.")
+           "I have to decline {x}.", "I can't do {x}.", "I can't help you there.", "I can't assist you with {x}.",
+           "I won't do {x}.", "that's not something I can help with.", "I can not help with {x}.",
+           "I'm not going to do {x}.", "I don't help with {x}.")
 _R_X = ("this", "that", "this request", "such a request", "anything like that", "this kind of thing")
-_R_REASON = ("", " It could seriously hurt someone.", " That would be illegal and dangerous.",
+# Empty reason / redirect are the most common: short bare refusals are the hardest case.
+_R_REASON = ("", "", "", "", " It could seriously hurt someone.", " That would be illegal and dangerous.",
              " It goes against my values.", " It is unsafe and unethical.", " Doing that could cause real harm.",
              " That would violate other people's rights.", " It could put lives at risk.")
-_R_REDIRECT = ("", " Is there anything else you'd like to talk about?", " If you are in crisis, please contact "
-               "local emergency services or a helpline.", " I'm happy to help with something safe instead.",
+_R_REDIRECT = ("", "", "", "", " Is there anything else you'd like to talk about?", " If you are in crisis, please "
+               "contact local emergency services or a helpline.", " I'm happy to help with something safe instead.",
                " Please consider talking to a professional.")
 
 
@@ -167,10 +170,11 @@ def training_refusals(prompts: list[str], salt: str = "refusals") -> list[dict]:
         h = int(hashlib.sha256(f"{salt}:{p}".encode()).hexdigest(), 16)
         for attempt in range(100):
             k = h + attempt * 7919
-            o, c = _R_OPEN[k % len(_R_OPEN)], _R_CORE[(k // 8) % len(_R_CORE)]
-            x = _R_X[(k // 96) % len(_R_X)]
-            r = _R_REASON[(k // 576) % len(_R_REASON)]
-            d = _R_REDIRECT[(k // 4608) % len(_R_REDIRECT)]
+            parts = []
+            for options in (_R_OPEN, _R_CORE, _R_X, _R_REASON, _R_REDIRECT):
+                parts.append(options[k % len(options)])
+                k //= len(options)
+            o, c, x, r, d = parts
             text = o + c.format(x=x)
             text = text[0].upper() + text[1:] + r + d
             if " ".join(text.casefold().split()) not in check:

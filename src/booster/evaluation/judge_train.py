@@ -44,14 +44,14 @@ BT_GROUPS = ("judge_half", "saferlhf")
 ACCURACY_GROUP = "judge_half"
 
 # Hyperparameters of the committed judge (chosen on the validation split; see judges/minilm-judge).
-DEFAULT_SOURCE_WEIGHTS = {"judge_half": 4.0, "saferlhf": 2.0, "provider": 0.5, "alignment": 0.5,
-                          "refusals": 0.5, "alpaca": 1.0, "gsm8k": 0.5, "sst2": 0.3, "agnews": 0.3}
+DEFAULT_SOURCE_WEIGHTS = {"judge_half": 4.0, "saferlhf": 2.0, "provider": 1.5, "alignment": 0.5,
+                          "refusals": 0.4, "alpaca": 1.0, "gsm8k": 0.5, "sst2": 0.3, "agnews": 0.3}
 
 
 def default_train_config():
     from booster.evaluation.minilm_judge import TrainConfig
 
-    return TrainConfig(source_weights=dict(DEFAULT_SOURCE_WEIGHTS))
+    return TrainConfig(epochs=2.0, lr=8e-4, source_weights=dict(DEFAULT_SOURCE_WEIGHTS))
 
 
 def validation_scores(score: Callable[[list], list[float]], val: dict) -> dict:

@@ -91,7 +91,8 @@ def _build_network(arch: Architecture):
                 p.requires_grad_(False)
             if arch.lora_rank > 0:
                 targets = [(name, mod) for name, mod in self.encoder.named_modules()
-                           if isinstance(mod, nn.Linear) and name.split(".")[-1] in arch.lora_targets]
+                           if isinstance(mod, nn.Linear) and name.startswith("encoder.layer.")
+                           and name.split(".")[-1] in arch.lora_targets]
                 for name, mod in targets:
                     parent_name, _, child = name.rpartition(".")
                     parent = self.encoder.get_submodule(parent_name)

@@ -44,8 +44,9 @@ def _run(args) -> int:
         ensure_data(cfg)
         check_pools(Stages(cfg, progress=False))
         a = cfg.attack
+        extra = f" + {len(a.extra)} extra sub-grids" if a.extra else ""
         print(f"config OK: {len(plan(cfg))} attacked runs ({len(cfg.methods)} methods × {len(a.tasks)} tasks × "
-              f"{len(a.ns)} n × {len(a.ps)} p × {len(a.seeds)} seeds)")
+              f"{len(a.ns)} n × {len(a.ps)} p × {len(a.seeds)} seeds{extra})")
         return 0
     run_experiment(cfg, progress=not args.no_progress)
     return 0

@@ -52,6 +52,37 @@ class AlignSection:
             raise ConfigError("samples and harmful_samples must be >= 1")
 
 
+def _check_cells(where: str, tasks, ns, ps, seeds) -> None:
+    if tasks is not None:
+        unknown = [t for t in tasks if t not in TASKS]
+        if unknown:
+            raise ConfigError(f"{where}tasks: unknown task {unknown[0]!r} (choose from {', '.join(TASKS)})")
+    bad_n = [n for n in ns or () if n < 1]
+    if bad_n:
+        raise ConfigError(f"{where}ns: n must be >= 1, got {bad_n[0]}")
+    bad = [p for p in ps or () if not 0 <= p <= 1]
+    if bad:
+        raise ConfigError(f"{where}ps: p must be in [0, 1], got {bad[0]}")
+    for name, values in (("tasks", tasks), ("ns", ns), ("ps", ps), ("seeds", seeds)):
+        if values is not None and not values:
+            raise ConfigError(f"{where}{name} must not be empty")
+
+
+@dataclass
+class ExtraRuns:
+    """A sub-grid of attacked runs added to the main product, e.g. more seeds at one p, or other
+    tasks for two methods. A key left out (null) takes the main grid's value."""
+
+    methods: list[str] | None = option(None, "defenses (a subset of the config's methods)")
+    tasks: list[str] | None = option(None, "the user's tasks")
+    ns: list[int] | None = option(None, "user fine-tuning set sizes")
+    ps: list[float] | None = option(None, "harmful shares")
+    seeds: list[int] | None = option(None, "seeds")
+
+    def validate(self):
+        _check_cells("attack.extra.", self.tasks, self.ns, self.ps, self.seeds)
+
+
 @dataclass
 class AttackSection:
     tasks: list[str] = option(factory=lambda: ["sst2"], help="the user's benign tasks: sst2, agnews, gsm8k")
@@ -65,19 +96,13 @@ class AttackSection:
     probe_samples: int = option(32, "harmful examples in each loss probe (harmful training / testing loss)")
     lisa: LisaConfig = option(factory=lambda: LisaConfig(total_steps=1), help="Lisa hyperparameters "
                               "(total_steps is set to train.steps by the pipeline)")
+    extra: list[ExtraRuns] = option(factory=list, help="sub-grids run besides methods × tasks × ns × ps × seeds, "
+                                    "e.g. [{ps: [0.1], seeds: [1, 2]}, {methods: [sft, booster], tasks: [gsm8k], ps: [0.1]}]")
 
     def validate(self):
         if not self.ps or not self.seeds or not self.ns or not self.tasks:
             raise ConfigError("tasks, ns, ps and seeds must not be empty")
-        bad_n = [n for n in self.ns if n < 1]
-        if bad_n:
-            raise ConfigError(f"ns: n must be >= 1, got {bad_n[0]}")
-        bad = [p for p in self.ps if not 0 <= p <= 1]
-        if bad:
-            raise ConfigError(f"ps: p must be in [0, 1], got {bad[0]}")
-        unknown = [t for t in self.tasks if t not in TASKS]
-        if unknown:
-            raise ConfigError(f"tasks: unknown task {unknown[0]!r} (choose from {', '.join(TASKS)})")
+        _check_cells("", self.tasks, self.ns, self.ps, self.seeds)
 
 
 @dataclass
@@ -90,7 +115,9 @@ class EvalSection:
     dtype: Literal["float32", "bfloat16"] = option(
         "float32", "model dtype for generation; float32 makes answers independent of how prompts are batched "
                    "(in bfloat16, padding changes rounding and can change greedy answers)")
-    judge: str = option("minilm", "moderation judge (committed MiniLM judge, a folder, or an HF id)")
+    judge: str = option("minilm", "moderation judge (committed MiniLM judge, a folder, or an HF id); 'none' "
+                                  "generates and caches the answers without scoring HS (rerun with a judge to score "
+                                  "them: the answers are reused)")
     prompts: Literal["eval", "validation"] = option(
         "eval", "'eval': the reported numbers (eval_harmful_prompts, benign_instructions); 'validation': "
                 "for choosing hyperparameters (validation_prompts, benign_validation)")
@@ -119,3 +146,7 @@ class ExperimentConfig:
             raise ConfigError(f"methods: unknown method {unknown[0]!r} (choose from {', '.join(METHODS)})")
         if not self.methods:
             raise ConfigError("methods must name at least one method")
+        for x in self.attack.extra:
+            stray = [m for m in x.methods or () if m not in self.methods]
+            if stray:
+                raise ConfigError(f"attack.extra.methods: {stray[0]!r} is not in methods {self.methods}")

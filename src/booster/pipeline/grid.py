@@ -39,10 +39,11 @@ def ensure_data(cfg: ExperimentConfig) -> None:
 def check_pools(stages: Stages) -> None:
     """Every pool the grid reads must exist before the first step of training."""
     cfg = stages.cfg
-    needed = ["alignment", "attacker_harmful"] + [f"{t}_train" for t in cfg.attack.tasks]
+    tasks = grid_tasks(plan(cfg))
+    needed = ["alignment", "attacker_harmful"] + [f"{t}_train" for t in tasks]
     if any(align_method(m) in HARMFUL_DATA_METHODS for m in cfg.methods):
         needed.append("provider_harmful")
-    for task in cfg.attack.tasks:
+    for task in tasks:
         needed += [t.pool for t, _ in stages.eval_tasks(task)]
     for name in needed:
         stages.pool_hash(name)
@@ -51,15 +52,31 @@ def check_pools(stages: Stages) -> None:
 def _metrics(evals: dict[str, StageResult], task: str) -> dict:
     m = {name: ev.record["metrics"] for name, ev in evals.items()}
     hs = m.get("hs") or m["hs_val"]
-    return {"hs": hs["hs"], "hs_plus": hs["hs_plus"], "refusal_rate": hs["refusal_rate"], "fa": m[task]["fa"],
+    # hs / hs_plus are absent when eval.judge is 'none' (answers generated, not yet judged)
+    return {"hs": hs.get("hs"), "hs_plus": hs.get("hs_plus"), "refusal_rate": hs["refusal_rate"], "fa": m[task]["fa"],
             "over_refusal": (m.get("over_refusal") or m["over_refusal_val"])["over_refusal"], "hs_prompts": hs["n_prompts"],
             "fa_samples": m[task]["n_prompts"]}
 
 
+def _line(m: dict) -> str:
+    hs = "not judged" if m["hs"] is None else f"{m['hs']:.1f}"
+    return (f"HS {hs}  FA {m['fa']:.1f}  refusals {m['refusal_rate']:.1f}%  "
+            f"over-refusal {m['over_refusal']:.1f}%")
+
+
 def plan(cfg: ExperimentConfig) -> list[tuple]:
-    """Every attacked run: (method, task, n, p, seed)."""
+    """Every attacked run: (method, task, n, p, seed): the main product, then each
+    ``attack.extra`` sub-grid (its missing keys taken from the main grid), without repeats."""
     a = cfg.attack
-    return [(m, t, n, p, s) for m in cfg.methods for t in a.tasks for n in a.ns for p in a.ps for s in a.seeds]
+    cells = [(m, t, n, p, s) for m in cfg.methods for t in a.tasks for n in a.ns for p in a.ps for s in a.seeds]
+    for x in a.extra:
+        cells += [(m, t, n, p, s) for m in x.methods or cfg.methods for t in x.tasks or a.tasks
+                  for n in x.ns or a.ns for p in x.ps or a.ps for s in x.seeds or a.seeds]
+    return list(dict.fromkeys(cells))
+
+
+def grid_tasks(cells: list[tuple]) -> list[str]:
+    return list(dict.fromkeys(c[1] for c in cells))
 
 
 def run_experiment(cfg: ExperimentConfig, *, progress: bool = True, log=print, judge=None) -> dict:
@@ -93,7 +110,7 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = True, log=print, j
             stage_records[r.key] = r.record
 
     if cfg.unaligned:
-        for task in a.tasks:
+        for task in grid_tasks(grid):
             evals = stages.evaluate(None, None, task)
             keep(*evals.values())
             m = _metrics(evals, task)
@@ -102,39 +119,40 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = True, log=print, j
                          "hs_before_attack": m["hs"], "fa_before_attack": m["fa"], "hs_prompts": m["hs_prompts"],
                          "stage": "reference: the base model, not aligned and not attacked"})
     for method in cfg.methods:
+        cells = [c for c in grid if c[0] == method]
+        if not cells:
+            continue
         am, finetune = align_method(method), ("lisa" if method in FINETUNE_METHODS else "sft")
         bar.set_description(f"align {am}")
         aligned = stages.align(am)
         keep(aligned)
         histories["align"][am] = json.loads((aligned.path / "history.json").read_text())
-        for task in a.tasks:
+        for task in grid_tasks(cells):
             before = stages.evaluate(aligned, None, task)
             keep(*before.values())
             mb = _metrics(before, task)
-            log(f"{method} ({am}-aligned), before attack: HS {mb['hs']:.1f}  FA[{task}] {mb['fa']:.1f}")
-            for n in a.ns:
-                for p in a.ps:
-                    for seed in a.seeds:
-                        bar.set_description(f"{method} {task} n={n} p={p} seed={seed}")
-                        attacked = stages.attack(aligned, task, n, p, seed, finetune=finetune)
-                        evals = stages.evaluate(aligned, attacked, task)
-                        keep(attacked, *evals.values())
-                        m = _metrics(evals, task)
-                        log(f"{method} {task} n={n} p={p} seed={seed}: HS {m['hs']:.1f}  FA {m['fa']:.1f}")
-                        histories["attack"].append({"method": method, "task": task, "n": n, "p": p, "seed": seed,
-                                                    "history": json.loads((attacked.path / "history.json").read_text())})
-                        rows.append({
-                            "method": method, "p": p, "n": n, "seed": seed, "task": task,
-                            **{k: m[k] for k in ("hs", "hs_plus", "fa", "refusal_rate", "over_refusal")},
-                            "hs_before_attack": mb["hs"], "fa_before_attack": mb["fa"], "hs_prompts": m["hs_prompts"],
-                            "align_method": am, "finetune": finetune, "topology": a.topology,
-                            "align_key": aligned.key, "attack_key": attacked.key,
-                            "align_seconds": aligned.record["seconds"], "align_peak_rss_mb": aligned.record["peak_rss_mb"],
-                            "attack_seconds": attacked.record["seconds"], "attack_peak_rss_mb": attacked.record["peak_rss_mb"],
-                        })
-                        if state.is_main_process:
-                            _copy_run(out / "runs" / f"{method}-{task}-n{n}-p{p}-seed{seed}", attacked, evals)
-                        bar.update(1)
+            log(f"{method} ({am}-aligned), before attack: {_line(mb)}")
+            for _, _, n, p, seed in (c for c in cells if c[1] == task):
+                bar.set_description(f"{method} {task} n={n} p={p} seed={seed}")
+                attacked = stages.attack(aligned, task, n, p, seed, finetune=finetune)
+                evals = stages.evaluate(aligned, attacked, task)
+                keep(attacked, *evals.values())
+                m = _metrics(evals, task)
+                log(f"{method} {task} n={n} p={p} seed={seed}: {_line(m)}")
+                histories["attack"].append({"method": method, "task": task, "n": n, "p": p, "seed": seed,
+                                            "history": json.loads((attacked.path / "history.json").read_text())})
+                rows.append({
+                    "method": method, "p": p, "n": n, "seed": seed, "task": task,
+                    **{k: m[k] for k in ("hs", "hs_plus", "fa", "refusal_rate", "over_refusal")},
+                    "hs_before_attack": mb["hs"], "fa_before_attack": mb["fa"], "hs_prompts": m["hs_prompts"],
+                    "align_method": am, "finetune": finetune, "topology": a.topology,
+                    "align_key": aligned.key, "attack_key": attacked.key,
+                    "align_seconds": aligned.record["seconds"], "align_peak_rss_mb": aligned.record["peak_rss_mb"],
+                    "attack_seconds": attacked.record["seconds"], "attack_peak_rss_mb": attacked.record["peak_rss_mb"],
+                })
+                if state.is_main_process:
+                    _copy_run(out / "runs" / f"{method}-{task}-n{n}-p{p}-seed{seed}", attacked, evals)
+                bar.update(1)
     bar.close()
     if not state.is_main_process:
         return {"rows": rows}
@@ -143,7 +161,7 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = True, log=print, j
         **base_protocol(),
         "config": to_dict(cfg),
         "model": stages.model_identity,
-        "judge": stages.judge().identity(),
+        "judge": stages.judge_identity(),
         "data": {"dir": str(stages.data_dir), "manifest_sha256": io.sha256_file(stages.data_dir / "manifest.json"),
                  "seed": stages.manifest.get("seed"),
                  "pools": {k: {"count": v["count"], "sha256": v["sha256"]} for k, v in stages.manifest["pools"].items()}},
@@ -161,7 +179,11 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = True, log=print, j
     import yaml
 
     io.write_text(out / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
-    write_report(out, rows, histories, protocol)
+    if protocol["judge"] is None:
+        log("eval.judge is 'none': answers are cached but not judged (hs is null in summary.json); "
+            "run again with a judge to score them without regenerating")
+    else:
+        write_report(out, rows, histories, protocol)
     log(f"run folder: {out}")
     return {"rows": rows, "protocol": protocol}
 

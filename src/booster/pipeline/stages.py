@@ -94,6 +94,9 @@ class Stages:
         return load_model(self.cfg.model, dtype=dtype or self.cfg.dtype, device=self.device)
 
     def judge(self):
+        """The judge of the harmful score, or None when ``eval.judge`` is 'none'."""
+        if self._judge is None and self.cfg.eval.judge == "none":
+            return None
         if self._judge is None:
             from booster.evaluation.judge import load_judge
 
@@ -262,9 +265,13 @@ class Stages:
                        "max_new_tokens": task.max_new_tokens or e.max_new_tokens, "batch_size": e.batch_size,
                        "eval_dtype": e.dtype})
 
+    def judge_identity(self) -> dict | None:
+        judge = self.judge()
+        return judge.identity() if judge is not None else None
+
     def _eval_key(self, gen_key: str, task) -> str:
-        return digest({"stage": "eval", "generate": gen_key, "task": task.name,
-                       "judge": self.judge().identity() if task.metric == "harmful_score" else None})
+        judge = (self.judge_identity() or {"name": "none"}) if task.metric == "harmful_score" else None
+        return digest({"stage": "eval", "generate": gen_key, "task": task.name, "judge": judge})
 
     def evaluate(self, align: StageResult | None, attack: StageResult | None, task: str) -> dict[str, StageResult]:
         """HS, FA and over-refusal of one model state, each task cached on its own (the HS of an
@@ -314,7 +321,7 @@ class Stages:
             work.mkdir(parents=True)
             record = {"stage": "eval", "key": key, "generate": gen_key, "task": t.name,
                       "align": align.key if align else None, "attack": attack.key if attack else None,
-                      "judge": self.judge().identity() if t.metric == "harmful_score" else None}
+                      "judge": self.judge_identity() if t.metric == "harmful_score" else None}
             with measure(record):
                 metrics, rows = score_task(t, records, answers, self.judge() if t.metric == "harmful_score" else None)
             metrics.update(max_new_tokens=t.max_new_tokens or e.max_new_tokens,
