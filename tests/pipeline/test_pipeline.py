@@ -214,3 +214,35 @@ def test_check_accepts_overrides_after_the_flag(tmp_path, prepared_data, capsys)
     assert "4 attacked runs" in capsys.readouterr().out
     assert main(["run", str(path), "--check", "--bogus"]) == 2
     assert "unrecognized arguments: --bogus" in capsys.readouterr().err
+
+
+@pytest.mark.integration
+def test_ledger_lets_a_fresh_cache_finish_the_grid_without_redoing_stages(tmp_path, prepared_data, monkeypatch):
+    import shutil
+
+    path = write_cfg(tmp_path, tiny_config(tmp_path, prepared_data, methods=["sft"]))
+    run = lambda *over: run_experiment(load_config(ExperimentConfig, path, list(over)),  # noqa: E731
+                                       progress=False, log=lambda *_: None, judge=KeywordJudge())
+    run()
+    ledger = tmp_path / "run" / "stages"
+    assert {p.name for p in ledger.iterdir()} == {"align", "attack", "generate", "eval"}
+    assert not list(ledger.rglob("*.safetensors")) and not list(ledger.rglob("checkpoint"))
+    first = json.loads((tmp_path / "run" / "summary.json").read_text())
+
+    calls = []
+    real_train = stages_mod.Stages._train
+
+    def counting_train(self, *a, **k):
+        calls.append(a[1].name)
+        return real_train(self, *a, **k)
+
+    monkeypatch.setattr(stages_mod.Stages, "_train", counting_train)
+    shutil.rmtree(tmp_path / "cache")  # a new session: the checkout and the ledger, no cache
+    run()
+    assert calls == [] and json.loads((tmp_path / "run" / "summary.json").read_text()) == first
+
+    shutil.rmtree(tmp_path / "cache")
+    run("attack.ps=[0.0, 0.2]")  # a new attack needs the aligned adapter: retrained, p=0 is not
+    assert calls == ["sft", "sft"]
+    rows = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert rows[:2] == first and [r["p"] for r in rows] == [None, 0.0, 0.2]

@@ -99,7 +99,12 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = True, log=print, j
     if not state.is_main_process:
         log = lambda *_: None  # noqa: E731
     out = Path(cfg.out.format(name=cfg.name))
-    rows, stage_records = [], {}
+    ledger = out / "stages"
+    with state.main_process_first():
+        imported = stages.import_ledger(ledger) if state.is_main_process and ledger.is_dir() else 0
+    if imported:
+        log(f"imported {imported} finished stages from {ledger} (the run folder's ledger)")
+    rows, stage_records, kept = [], {}, {}
     histories: dict = {"align": {}, "attack": []}
     grid = plan(cfg)
     a = cfg.attack
@@ -108,6 +113,7 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = True, log=print, j
     def keep(*results):
         for r in results:
             stage_records[r.key] = r.record
+            kept[(r.kind, r.key)] = r
 
     if cfg.unaligned:
         for task in grid_tasks(grid):
@@ -173,6 +179,7 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = True, log=print, j
         "stages": list(stage_records.values()),
     }
     out.mkdir(parents=True, exist_ok=True)
+    stages.export_ledger(list(kept.values()), ledger)
     io.write_json(out / "summary.json", rows)
     io.write_json(out / "protocol.json", protocol)
     io.write_json(out / "histories.json", histories)

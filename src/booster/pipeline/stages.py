@@ -6,6 +6,13 @@ upstream stage's key). A stage is done when its folder exists: it is built in
 ``<key>.work/`` (which also holds the training checkpoint, so a killed stage resumes) and
 renamed into place at the end. An aligned model is therefore trained once and reused by every
 attack, and a grid killed at any point restarts where it stopped.
+
+The cache lives on one machine. A run folder also keeps a *ledger* (``OUT/stages``): every
+stage's records (stage.json, training history, answers, scored samples) without its weights.
+A fresh checkout imports the ledger into its cache, so a grid that spans sessions never redoes
+a finished stage; when a new stage needs the weights of an imported one (a new attack on an
+aligned model, new answers of an attacked model), that adapter is retrained from the same
+inputs under the same key.
 """
 
 from __future__ import annotations
@@ -109,10 +116,56 @@ class Stages:
 
     def _finish(self, kind: str, key: str, work: Path, record: dict) -> StageResult:
         shutil.rmtree(work / "checkpoint", ignore_errors=True)
-        io.write_json(work / "stage.json", record)
         final = self.cache / kind / key
+        if (final / "stage.json").exists():  # a rebuilt adapter of a stage imported from a ledger
+            os.replace(work / "adapter", final / "adapter")  # the recorded results stay as they were
+            shutil.rmtree(work)
+            return self._load(kind, key)
+        io.write_json(work / "stage.json", record)
         os.replace(work, final)
         return StageResult(kind, key, final, record)
+
+    # -- ledger: the cache without its weights ----------------------------------------------
+    LEDGER_SKIP = ("adapter", "checkpoint", "*.work")
+
+    def export_ledger(self, results: list[StageResult], dest: Path) -> None:
+        """Write the records of ``results`` and of the answers they scored (not their adapters)
+        to ``dest/<kind>/<key>/``."""
+        paths = {(r.kind, r.key): r.path for r in results}
+        for r in results:
+            if r.kind == "eval":  # the answers, so that another judge rescores without the weights
+                paths[("generate", r.record["generate"])] = self.cache / "generate" / r.record["generate"]
+        with io.atomic_dir(dest) as tmp:
+            for (kind, key), path in sorted(paths.items()):
+                shutil.copytree(path, tmp / kind / key, ignore=shutil.ignore_patterns(*self.LEDGER_SKIP))
+
+    def import_ledger(self, src: Path) -> int:
+        """Copy the ledger's stages that this cache lacks; returns how many were imported."""
+        n = 0
+        for stage_json in sorted(Path(src).glob("*/*/stage.json")):
+            kind, key = stage_json.parent.parent.name, stage_json.parent.name
+            if kind in ("align", "attack", "generate", "eval") and not self._cached(kind, key):
+                with io.atomic_dir(self.cache / kind / key) as tmp:
+                    shutil.copytree(stage_json.parent, tmp, dirs_exist_ok=True)
+                n += 1
+        return n
+
+    def with_adapter(self, result: StageResult | None) -> StageResult | None:
+        """``result`` with its adapter on disk: a stage imported from a ledger has none, so it is
+        retrained from the same inputs (same key; equal up to floating-point nondeterminism)."""
+        if result is None or result.adapter.exists():
+            return result
+        rec = result.record
+        if result.kind == "align":
+            rebuilt = self.align(rec["method"], rebuild=True)
+        else:
+            align = self._load("align", rec["align"]) if rec.get("align") else None
+            rebuilt = self.attack(align, rec["task"], rec["n"], rec["p"], rec["seed"],
+                                  finetune=rec.get("finetune", "sft"), rebuild=True)
+        if rebuilt.key != result.key:
+            raise BoosterError(f"cannot rebuild the adapter of {result.kind} stage {result.key}: this config "
+                               f"gives key {rebuilt.key} for the same stage (the config changed)")
+        return rebuilt
 
     def _finish_trained(self, kind: str, key: str, work: Path, record: dict, model, history) -> StageResult:
         """Save the trained adapter and close the stage (main process), then sync everyone."""
@@ -156,12 +209,14 @@ class Stages:
             "data_seed": self.cfg.data.seed,
         })
 
-    def align(self, method: str) -> StageResult:
+    def align(self, method: str, rebuild: bool = False) -> StageResult:
+        """The aligned adapter of ``method`` (cached); ``rebuild``: retrain a cached stage's
+        missing adapter (see :meth:`with_adapter`)."""
         from booster.models.adapters import attach_lora
         from booster.training import encode_records
 
         key = self.align_key(method)
-        if self._cached("align", key):
+        if self._cached("align", key) and not rebuild:
             return self._load("align", key)
         a = self.cfg.align
         work = self.cache / "align" / f"{key}.work"
@@ -198,7 +253,7 @@ class Stages:
         })
 
     def attack(self, align: StageResult | None, task: str, n: int, p: float, seed: int,
-               finetune: str = "sft") -> StageResult:
+               finetune: str = "sft", rebuild: bool = False) -> StageResult:
         """Fine-tune on the user's mix (n samples, share p harmful); ``finetune``: 'sft' (the
         attack as users run it) or 'lisa' (the provider's fine-tuning-stage defense)."""
         from dataclasses import replace
@@ -209,8 +264,9 @@ class Stages:
         from booster.training import encode_records
 
         key = self.attack_key(align, finetune, task, n, p, seed)
-        if self._cached("attack", key):
+        if self._cached("attack", key) and not rebuild:
             return self._load("attack", key)
+        align = self.with_adapter(align)
         k = self.cfg.attack
         work = self.cache / "attack" / f"{key}.work"
         record = {"stage": "attack", "key": key, "align": align.key if align else None, "task": task, "n": n,
@@ -293,6 +349,8 @@ class Stages:
                 todo.append((t, limit, gen_key, key))
         if not todo:
             return results
+        if any(not self._cached("generate", gen_key) for _, _, gen_key, _ in todo):
+            align, attack = self.with_adapter(align), self.with_adapter(attack)  # on every process
         if not self.state.is_main_process:  # generation runs on the main process only
             self.state.wait_for_everyone()
             return {t.name: self._load("eval", key) for t, _, _, key in todo} | results
