@@ -42,9 +42,9 @@ def write_cfg(tmp_path, cfg: dict):
     return path
 
 
-@pytest.mark.integration
-def test_grid_runs_caches_and_resumes_without_redoing_stages(tmp_path, prepared_data, monkeypatch):
-    path = write_cfg(tmp_path, tiny_config(tmp_path, prepared_data))
+@pytest.fixture
+def train_calls(monkeypatch) -> list[str]:
+    """The method name of every stage trained from now on, in order."""
     calls = []
     real_train = stages_mod.Stages._train
 
@@ -53,6 +53,13 @@ def test_grid_runs_caches_and_resumes_without_redoing_stages(tmp_path, prepared_
         return real_train(self, *a, **k)
 
     monkeypatch.setattr(stages_mod.Stages, "_train", counting_train)
+    return calls
+
+
+@pytest.mark.integration
+def test_grid_runs_caches_and_resumes_without_redoing_stages(tmp_path, prepared_data, train_calls):
+    path = write_cfg(tmp_path, tiny_config(tmp_path, prepared_data))
+    calls = train_calls
     cfg = load_config(ExperimentConfig, path)
     run_experiment(cfg, progress=False, log=lambda *_: None, judge=KeywordJudge())
     assert calls == ["sft", "sft", "booster", "sft"]  # align sft, attack, align booster, attack
@@ -217,7 +224,7 @@ def test_check_accepts_overrides_after_the_flag(tmp_path, prepared_data, capsys)
 
 
 @pytest.mark.integration
-def test_ledger_lets_a_fresh_cache_finish_the_grid_without_redoing_stages(tmp_path, prepared_data, monkeypatch):
+def test_ledger_lets_a_fresh_cache_finish_the_grid_without_redoing_stages(tmp_path, prepared_data, request):
     import shutil
 
     path = write_cfg(tmp_path, tiny_config(tmp_path, prepared_data, methods=["sft"]))
@@ -229,14 +236,7 @@ def test_ledger_lets_a_fresh_cache_finish_the_grid_without_redoing_stages(tmp_pa
     assert not list(ledger.rglob("*.safetensors")) and not list(ledger.rglob("checkpoint"))
     first = json.loads((tmp_path / "run" / "summary.json").read_text())
 
-    calls = []
-    real_train = stages_mod.Stages._train
-
-    def counting_train(self, *a, **k):
-        calls.append(a[1].name)
-        return real_train(self, *a, **k)
-
-    monkeypatch.setattr(stages_mod.Stages, "_train", counting_train)
+    calls = request.getfixturevalue("train_calls")  # count from here on
     shutil.rmtree(tmp_path / "cache")  # a new session: the checkout and the ledger, no cache
     run()
     assert calls == [] and json.loads((tmp_path / "run" / "summary.json").read_text()) == first
