@@ -246,3 +246,17 @@ def test_ledger_lets_a_fresh_cache_finish_the_grid_without_redoing_stages(tmp_pa
     assert calls == ["sft", "sft"]
     rows = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert rows[:2] == first and [r["p"] for r in rows] == [None, 0.0, 0.2]
+
+
+def test_stage_keys_hash_content_not_machine_paths():
+    from booster.pipeline.stages import key_identity
+
+    a = {"name": "m", "path": "/root/.cache/x", "source": {"sha256": "ab", "path": "/venv/a.gguf"},
+         "built_with": {"torch_version": "2.13", "created": "2026-12-01"}, "weights_sha256": {"w": "cd"}}
+    b = {**a, "path": "/elsewhere", "source": {"sha256": "ab", "path": "/other/a.gguf"},
+         "built_with": {"torch_version": "2.13", "created": "2027-01-01"}}
+    assert key_identity(a) == key_identity(b) == {"name": "m", "source": {"sha256": "ab"},
+                                                  "built_with": {"torch_version": "2.13"}, "weights_sha256": {"w": "cd"}}
+    assert key_identity({**a, "weights_sha256": {"w": "ef"}}) != key_identity(a)
+    local = {"name": "m", "kind": "local", "path": "/models/m"}  # no hashes: the path is all there is
+    assert key_identity(local) == local

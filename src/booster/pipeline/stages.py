@@ -38,6 +38,19 @@ from booster.pipeline.resources import measure
 STAGE_VERSION = 2
 
 
+def key_identity(identity: dict) -> dict:
+    """The part of a model's or judge's identity that stage keys hash: its content (weight
+    hashes, source), not where it lies on this machine or when it was converted, so that a
+    ledger written on another machine matches. An identity without weight hashes keeps its path."""
+    if not (identity.get("weights_sha256") or identity.get("sha256")):
+        return identity
+
+    def strip(d: dict) -> dict:
+        return {k: strip(v) if isinstance(v, dict) else v for k, v in d.items() if k not in ("path", "created")}
+
+    return strip(identity)
+
+
 def digest(obj) -> str:
     return io.sha256_text(json.dumps({"stage_version": STAGE_VERSION, **obj}, sort_keys=True, default=str))[:16]
 
@@ -65,7 +78,8 @@ class Stages:
         self.cache = Path(cfg.cache)
         self.data_dir = Path(cfg.data.dir)
         self.manifest = load_manifest(self.data_dir)
-        self.model_identity = resolve_model(cfg.model).identity()
+        self.model_identity = resolve_model(cfg.model).identity()  # recorded in the protocol
+        self.model_key = key_identity(self.model_identity)  # hashed into stage keys
         # Under `accelerate launch` / `torchrun` every process runs the stages: all of them train
         # (the loop sums gradients over processes), the main one writes the cache and evaluates.
         from accelerate import PartialState
@@ -201,7 +215,7 @@ class Stages:
         runner = self._align_runner(method)
         uses_harmful = method in HARMFUL_DATA_METHODS
         return digest({
-            "stage": "align", "model": self.model_identity, "dtype": self.cfg.dtype, "lora": to_dict(self.cfg.lora),
+            "stage": "align", "model": self.model_key, "dtype": self.cfg.dtype, "lora": to_dict(self.cfg.lora),
             "method": method, "method_config": to_dict(getattr(runner, "config", None)) if method != "sft" else None,
             "train": to_dict(a.train), "samples": a.samples,
             "harmful_samples": a.harmful_samples if uses_harmful else None,
@@ -243,7 +257,7 @@ class Stages:
     def attack_key(self, align: StageResult | None, finetune: str, task: str, n: int, p: float, seed: int) -> str:
         k = self.cfg.attack
         return digest({
-            "stage": "attack", "model": self.model_identity, "dtype": self.cfg.dtype, "align": align.key if align else None,
+            "stage": "attack", "model": self.model_key, "dtype": self.cfg.dtype, "align": align.key if align else None,
             "lora": to_dict(self.cfg.lora), "task": task, "n": n, "p": p, "seed": seed, "topology": k.topology,
             "train": to_dict(k.train), "probe_samples": k.probe_samples, "finetune": finetune,
             "lisa": to_dict(self._lisa().config) if finetune == "lisa" else None,
@@ -314,7 +328,7 @@ class Stages:
     def _gen_key(self, align: StageResult | None, attack: StageResult | None, task, limit) -> str:
         """Answers depend on the model state, the prompts and the decoding, not on the judge."""
         e = self.cfg.eval
-        return digest({"stage": "generate", "model": self.model_identity, "dtype": self.cfg.dtype,
+        return digest({"stage": "generate", "model": self.model_key, "dtype": self.cfg.dtype,
                        "align": align.key if align else None, "attack": attack.key if attack else None,
                        "topology": self.cfg.attack.topology if attack else None,
                        "task": task.name, "limit": limit, "pool": self.pool_hash(task.pool),
@@ -326,7 +340,7 @@ class Stages:
         return judge.identity() if judge is not None else None
 
     def _eval_key(self, gen_key: str, task) -> str:
-        judge = (self.judge_identity() or {"name": "none"}) if task.metric == "harmful_score" else None
+        judge = key_identity(self.judge_identity() or {"name": "none"}) if task.metric == "harmful_score" else None
         return digest({"stage": "eval", "generate": gen_key, "task": task.name, "judge": judge})
 
     def evaluate(self, align: StageResult | None, attack: StageResult | None, task: str) -> dict[str, StageResult]:
