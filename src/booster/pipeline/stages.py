@@ -361,13 +361,15 @@ class Stages:
                 results[t.name] = self._load("eval", key)
             else:
                 todo.append((t, limit, gen_key, key))
+        order = [t.name for t, _ in self.eval_tasks(task)]  # results in task order, cached or not
         if not todo:
-            return results
+            return {name: results[name] for name in order}
         if any(not self._cached("generate", gen_key) for _, _, gen_key, _ in todo):
             align, attack = self.with_adapter(align), self.with_adapter(attack)  # on every process
         if not self.state.is_main_process:  # generation runs on the main process only
             self.state.wait_for_everyone()
-            return {t.name: self._load("eval", key) for t, _, _, key in todo} | results
+            results |= {t.name: self._load("eval", key) for t, _, _, key in todo}
+            return {name: results[name] for name in order}
         model = tok = None
         for t, limit, gen_key, key in todo:
             records = load_prompts(self.data_dir, t, limit)
@@ -403,7 +405,7 @@ class Stages:
             io.write_jsonl(work / "samples.jsonl", rows)
             results[t.name] = self._finish("eval", key, work, record)
         self.state.wait_for_everyone()
-        return results
+        return {name: results[name] for name in order}
 
     def _eval_model(self, align: StageResult | None, attack: StageResult | None):
         """The model state to generate with: base, + alignment adapter, + attack adapter."""
