@@ -213,6 +213,9 @@ def test_judge_none_caches_answers_and_a_judge_later_scores_them_without_generat
     run_experiment(load_config(ExperimentConfig, path), progress=False, log=lambda *_: None, judge=KeywordJudge())
     rows = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert all(0 <= r["hs"] <= 100 for r in rows) and (tmp_path / "run" / "report.md").is_file()
+    # only hs was scored now, sst2 / over-refusal came from the cache: the task order still holds
+    metrics = json.loads((tmp_path / "run" / "runs" / "sft-sst2-n10-p0.0-seed0" / "metrics.json").read_text())
+    assert list(metrics) == ["hs", "sst2", "over_refusal"]
 
 
 def test_check_accepts_overrides_after_the_flag(tmp_path, prepared_data, capsys):
@@ -224,7 +227,8 @@ def test_check_accepts_overrides_after_the_flag(tmp_path, prepared_data, capsys)
 
 
 @pytest.mark.integration
-def test_ledger_lets_a_fresh_cache_finish_the_grid_without_redoing_stages(tmp_path, prepared_data, request):
+def test_ledger_lets_a_fresh_cache_finish_the_grid_without_redoing_stages(tmp_path, prepared_data, request,
+                                                                          monkeypatch):
     import shutil
 
     path = write_cfg(tmp_path, tiny_config(tmp_path, prepared_data, methods=["sft"]))
@@ -237,7 +241,8 @@ def test_ledger_lets_a_fresh_cache_finish_the_grid_without_redoing_stages(tmp_pa
     first = json.loads((tmp_path / "run" / "summary.json").read_text())
 
     calls = request.getfixturevalue("train_calls")  # count from here on
-    shutil.rmtree(tmp_path / "cache")  # a new session: the checkout and the ledger, no cache
+    shutil.rmtree(tmp_path / "cache")  # a new machine: the checkout and the ledger, no cache, and
+    monkeypatch.setenv("BOOSTER_HOME", str(tmp_path / "other-home"))  # the model converted anew elsewhere
     run()
     assert calls == [] and json.loads((tmp_path / "run" / "summary.json").read_text()) == first
 

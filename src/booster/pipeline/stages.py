@@ -116,9 +116,7 @@ class Stages:
 
     def judge(self):
         """The judge of the harmful score, or None when ``eval.judge`` is 'none'."""
-        if self._judge is None and self.cfg.eval.judge == "none":
-            return None
-        if self._judge is None:
+        if self._judge is None and self.cfg.eval.judge != "none":
             from booster.evaluation.judge import load_judge
 
             self._judge = load_judge(self.cfg.eval.judge)
@@ -353,23 +351,22 @@ class Stages:
         from booster.models.generation import generate
 
         e = self.cfg.eval
-        results, todo = {}, []
+        results, todo = {}, []  # results keep the task order, whether cached or computed now
         for t, limit in self.eval_tasks(task):
             gen_key = self._gen_key(align, attack, t, limit)
             key = self._eval_key(gen_key, t)
-            if self._cached("eval", key):
-                results[t.name] = self._load("eval", key)
-            else:
+            cached = self._cached("eval", key)
+            results[t.name] = self._load("eval", key) if cached else None
+            if not cached:
                 todo.append((t, limit, gen_key, key))
-        order = [t.name for t, _ in self.eval_tasks(task)]  # results in task order, cached or not
         if not todo:
-            return {name: results[name] for name in order}
+            return results
         if any(not self._cached("generate", gen_key) for _, _, gen_key, _ in todo):
             align, attack = self.with_adapter(align), self.with_adapter(attack)  # on every process
         if not self.state.is_main_process:  # generation runs on the main process only
             self.state.wait_for_everyone()
             results |= {t.name: self._load("eval", key) for t, _, _, key in todo}
-            return {name: results[name] for name in order}
+            return results
         model = tok = None
         for t, limit, gen_key, key in todo:
             records = load_prompts(self.data_dir, t, limit)
@@ -405,7 +402,7 @@ class Stages:
             io.write_jsonl(work / "samples.jsonl", rows)
             results[t.name] = self._finish("eval", key, work, record)
         self.state.wait_for_everyone()
-        return {name: results[name] for name in order}
+        return results
 
     def _eval_model(self, align: StageResult | None, attack: StageResult | None):
         """The model state to generate with: base, + alignment adapter, + attack adapter."""
