@@ -156,7 +156,32 @@ def test_hooks_removed_when_forward_raises(model):
     assert hooks_left(model) == []
 
 
-@pytest.mark.parametrize("key,value", [("beta", -0.1), ("alpha", -1.0), ("seed", -1)])
+@pytest.mark.parametrize("key,value", [("beta", -0.1), ("alpha", -1.0), ("seed", -1), ("lens_tokens", 0)])
 def test_invalid_hyperparameters(key, value):
     with pytest.raises(ConfigError, match=key):
         from_dict(RepNoiseConfig, {key: value})
+
+
+def test_lens_tokens_estimates_h_on_one_random_subset_of_answer_tokens_shared_by_layers(model):
+    m = copy.deepcopy(model)
+    batch = llama_batch(11, 3, 10)
+    hidden, _ = layer_outputs(m, batch)
+    targets = batch["labels"][:, 1:]
+    rows, cols = (targets != IGNORE_INDEX).nonzero(as_tuple=True)
+    k = 5
+    assert rows.numel() > k
+    # Reference: the positions a generator in the same state draws, every layer's CE on them.
+    pick = torch.randperm(rows.numel(), generator=torch.Generator().manual_seed(3))[:k]
+    r, c = rows[pick], cols[pick]
+    per_layer = [torch.nn.functional.cross_entropy(m.lm_head(m.model.norm(h[:, :-1]))[r, c], targets[r, c])
+                 for h in hidden]
+    from booster.methods.repnoise import logit_lens_loss
+
+    got = logit_lens_loss(hidden, batch["labels"], m.model.norm, m.lm_head, k, torch.Generator().manual_seed(3))
+    torch.testing.assert_close(got, torch.stack(per_layer).mean(), atol=1e-12, rtol=0)
+    # At least as many tokens as the answer has: the exact loss, with no draw.
+    exact = logit_lens_loss(hidden, batch["labels"], m.model.norm, m.lm_head)
+    g = torch.Generator().manual_seed(3)
+    torch.testing.assert_close(logit_lens_loss(hidden, batch["labels"], m.model.norm, m.lm_head, 10**6, g), exact,
+                               atol=0, rtol=0)
+    assert torch.equal(g.get_state(), torch.Generator().manual_seed(3).get_state())

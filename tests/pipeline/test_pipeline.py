@@ -98,6 +98,8 @@ def test_grid_runs_caches_and_resumes_without_redoing_stages(tmp_path, prepared_
     ("attack.extra=[{ps: [2]}]", "attack.extra.ps: p must be in [0, 1]"),
     ("attack.extra=[{seeds: []}]", "attack.extra.seeds must not be empty"),
     ("attack.extra=[{sed: [1]}]", "unknown key"),
+    ("eval.fa_samples_by_task={mnli: 5}", "eval.fa_samples_by_task: unknown task 'mnli'"),
+    ("eval.fa_samples_by_task={sst2: 0}", "sample counts must be >= 1"),
 ])
 def test_bad_config_fails_before_training(tmp_path, prepared_data, capsys, override, message):
     path = write_cfg(tmp_path, tiny_config(tmp_path, prepared_data))
@@ -265,3 +267,37 @@ def test_stage_keys_hash_content_not_machine_paths():
     assert key_identity({**a, "weights_sha256": {"w": "ef"}}) != key_identity(a)
     local = {"name": "m", "kind": "local", "path": "/models/m"}  # no hashes: the path is all there is
     assert key_identity(local) == local
+
+
+def test_bench_methods_measures_every_method_against_sft_of_its_stage(tmp_path, prepared_data, capsys):
+    cfg = tiny_config(tmp_path, prepared_data, methods=["sft", "booster", "vaccine", "repnoise", "lisa"],
+                      attack={"lisa": {"align_steps": 1, "user_steps": 1}})
+    out = tmp_path / "methods.json"
+    assert main(["bench", "methods", str(write_cfg(tmp_path, cfg)), "--steps", "2", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    cells = [(r["method"], r["stage"]) for r in result["rows"]]
+    assert cells == [("sft", "align"), ("booster", "align"), ("vaccine", "align"), ("repnoise", "align"),
+                     ("sft", "attack"), ("lisa", "attack")]
+    for r in result["rows"]:
+        assert r["seconds_per_step"] > 0 and r["steps"] == 2
+        assert r["peak_rss_mb"] > 0
+    sft = {r["stage"]: r for r in result["rows"] if r["method"] == "sft"}
+    assert sft["align"]["time_over_sft"] == sft["attack"]["time_over_sft"] == 1.0
+    booster = next(r for r in result["rows"] if r["method"] == "booster")
+    # Booster's three passes against SFT's one, in the same process.
+    assert booster["time_over_sft"] == round(booster["seconds_per_step"] / sft["align"]["seconds_per_step"], 2)
+    assert result["protocol"]["booster_version"] and result["lora"]["rank"] == 2
+
+
+def test_bench_methods_rejects_an_unknown_method(tmp_path, prepared_data, capsys):
+    cfg = write_cfg(tmp_path, tiny_config(tmp_path, prepared_data))
+    assert main(["bench", "methods", str(cfg), "--methods", "sft,dropout"]) == 2
+    assert "unknown method 'dropout'" in capsys.readouterr().err
+
+
+def test_fa_samples_by_task_overrides_the_sample_count_of_one_task(tmp_path, prepared_data):
+    cfg = load_config(ExperimentConfig, write_cfg(tmp_path, tiny_config(
+        tmp_path, prepared_data, methods=["sft"], unaligned=False, eval={"fa_samples_by_task": {"sst2": 2}})))
+    run_experiment(cfg, progress=False, log=lambda *_: None, judge=KeywordJudge())
+    metrics = json.loads((tmp_path / "run" / "runs" / "sft-sst2-n10-p0.0-seed0" / "metrics.json").read_text())
+    assert metrics["sst2"]["n_prompts"] == 2 and metrics["hs"]["n_prompts"] == 3

@@ -46,6 +46,16 @@ def register(sub) -> None:
     s.add_argument("--out", help="write the result JSON here too")
     s.set_defaults(func=_step)
 
+    m = bsub.add_parser("methods", help="per-method stage cost (wall time, peak memory) against SFT, "
+                                        "under an experiment config's settings")
+    m.add_argument("config", help="experiment YAML whose model, LoRA, training and method settings are used")
+    m.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. threads=1")
+    m.add_argument("--methods", default="sft,booster,vaccine,repnoise,lisa",
+                   help="comma-separated methods (SFT of each stage is always the reference)")
+    m.add_argument("--steps", type=int, default=4, help="timed optimizer steps per method (after one warm-up)")
+    m.add_argument("--out", help="write the result JSON here too")
+    m.set_defaults(func=_methods)
+
 
 def _generation(args) -> int:
     from booster import io
@@ -74,6 +84,30 @@ def _step(args) -> int:
                         args.mixed_precision, args.lora_rank)
     summary = {k: v for k, v in result.items() if k not in ("protocol", "model")}
     print(json.dumps(summary, indent=2))
+    if args.out:
+        io.write_json(args.out, result)
+    return 0
+
+
+def _methods(args) -> int:
+    from booster import io
+    from booster.bench.methods import bench_methods
+    from booster.config import load_config
+    from booster.errors import BoosterError
+    from booster.pipeline.config import METHODS, ExperimentConfig
+    from booster.pipeline.grid import ensure_data
+
+    _ints(str(args.steps))
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise BoosterError(f"--methods: unknown method {unknown[0] if unknown else '(none)'!r} "
+                           f"(choose from {', '.join(METHODS)})")
+    cfg = load_config(ExperimentConfig, args.config, args.overrides)
+    ensure_data(cfg)
+    result = bench_methods(cfg, methods, args.steps)
+    for row in result["rows"]:
+        print(json.dumps(row))
     if args.out:
         io.write_json(args.out, result)
     return 0

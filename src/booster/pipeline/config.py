@@ -121,6 +121,17 @@ class EvalSection:
     prompts: Literal["eval", "validation"] = option(
         "eval", "'eval': the reported numbers (eval_harmful_prompts, benign_instructions); 'validation': "
                 "for choosing hyperparameters (validation_prompts, benign_validation)")
+    fa_samples_by_task: dict[str, int] = option(
+        factory=dict, help="per-task overrides of fa_samples, e.g. {gsm8k: 200} (its 256-token answers cost "
+                           "about 30x an SST-2 answer)")
+
+    def validate(self):
+        unknown = [t for t in self.fa_samples_by_task if t not in TASKS]
+        if unknown:
+            raise ConfigError(f"eval.fa_samples_by_task: unknown task {unknown[0]!r} (choose from {', '.join(TASKS)})")
+        bad = {t: n for t, n in self.fa_samples_by_task.items() if n < 1}
+        if bad:
+            raise ConfigError(f"eval.fa_samples_by_task: sample counts must be >= 1, got {bad}")
 
 
 @dataclass

@@ -321,7 +321,8 @@ class Stages:
         e = self.cfg.eval
         val = e.prompts == "validation"
         hs, over = TASKS["hs_val" if val else "hs"], TASKS["over_refusal_val" if val else "over_refusal"]
-        return [(hs, e.hs_prompts), (TASKS[task], e.fa_samples), (over, e.over_refusal_prompts)]
+        return [(hs, e.hs_prompts), (TASKS[task], e.fa_samples_by_task.get(task, e.fa_samples)),
+                (over, e.over_refusal_prompts)]
 
     def _gen_key(self, align: StageResult | None, attack: StageResult | None, task, limit) -> str:
         """Answers depend on the model state, the prompts and the decoding, not on the judge."""

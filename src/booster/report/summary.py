@@ -91,8 +91,28 @@ def _markdown(table: list[list[str]]) -> str:
 def detail_table(rows: list[dict]) -> list[list[str]]:
     keys = ["method", "task", "n", "p", "seed", "hs", "hs_plus", "fa", "hs_before_attack", "fa_before_attack",
             "refusal_rate", "over_refusal"]
-    fmt = lambda v: "–" if v is None else (f"{v:.1f}" if isinstance(v, float) else str(v))  # noqa: E731
-    return [keys] + [[fmt(r.get(k)) for k in keys] for r in rows]
+    def fmt(key, v):
+        if v is None:
+            return "–"
+        if key == "p":
+            return f"{v:g}"  # 0.05 must not print as 0.1
+        return f"{v:.1f}" if isinstance(v, float) else str(v)
+
+    return [keys] + [[fmt(k, r.get(k)) for k in keys] for r in rows]
+
+
+def seeds_note(rows: list[dict], task: str, n: int) -> str | None:
+    """Which cells average several seeds (the table prints them as mean ± sample std)."""
+    attacked = [r for r in rows if r.get("p") is not None and r["task"] == task and r["n"] == n]
+    seeds = defaultdict(set)
+    for r in attacked:
+        seeds[r["p"]].add(r["seed"])
+    multi = {p: sorted(s) for p, s in sorted(seeds.items()) if len(s) > 1}
+    if not multi:
+        return None
+    where = "; ".join(f"p={p:g}: seeds {', '.join(map(str, s))}" for p, s in multi.items())
+    return (f"Cells over several seeds read mean ± sample standard deviation ({where}); other cells are one "
+            "seed. Averages are over p of the per-p means.")
 
 
 def _pyplot():
@@ -115,8 +135,10 @@ def plot_hs_vs_p(rows: list[dict], task: str, n: int, path: Path) -> None:
     attacked = [r for r in rows if r.get("p") is not None and r["task"] == task and r["n"] == n]
     for m in dict.fromkeys(r["method"] for r in attacked):
         ps = sorted({r["p"] for r in attacked if r["method"] == m})
-        means = [statistics.mean(r["hs"] for r in attacked if r["method"] == m and r["p"] == p) for p in ps]
-        ax.plot(ps, means, marker="o", label=m)
+        cells = [[r["hs"] for r in attacked if r["method"] == m and r["p"] == p] for p in ps]
+        means = [statistics.mean(c) for c in cells]
+        stds = [statistics.stdev(c) if len(c) > 1 else 0.0 for c in cells]
+        ax.errorbar(ps, means, yerr=stds, marker="o", capsize=3, label=m)
     for r in rows:
         if r["method"] == "unaligned" and r["task"] == task:
             ax.axhline(r["hs"], color="grey", linestyle=":", label="unaligned, no attack")
@@ -178,14 +200,23 @@ def write_report(out: Path, rows: list[dict], histories: dict, protocol: dict) -
         image = f"hs_vs_p-{task}-n{n}.png"
         plot_hs_vs_p(rows, task, n, out / image)
         sections.append((f"HS (lower is better) and FA after the attack: {task}, n={n}", paper_table(rows, task, n), image))
+        note = seeds_note(rows, task, n)
+        if note:
+            sections.append((None, note, None))
         curves = f"attack_curves-{task}-n{n}.png"
         if plot_curves(histories, task, n, out / curves):
             sections.append((f"Harmful training and testing loss during the attack: {task}, n={n}", None, curves))
     cost = cost_table(rows)
     if cost:
         sections.append(("Cost of each defense's stage, relative to SFT", cost, None))
+        sections.append((None, "Wall time and peak resident memory of the stages as this grid ran them: thread "
+                               "count and machine load were not controlled. `booster bench methods CONFIG` "
+                               "measures the controlled ratios (BENCHMARKS.md).", None))
     sections.append(("Every run", detail_table(rows), None))
     for title, table, image in sections:
+        if title is None:  # a note under the section before
+            md += [table, ""]
+            continue
         md += [f"## {title}", ""]
         if table:
             md += [_markdown(table), ""]
@@ -204,6 +235,9 @@ def write_report(out: Path, rows: list[dict], histories: dict, protocol: dict) -
 
     parts = [f"<h1>{esc(cfg['name'])}</h1><p>{esc(intro)}</p>"]
     for title, table, image in sections:
+        if title is None:
+            parts.append(f"<p>{esc(table)}</p>")
+            continue
         parts.append(f"<h2>{esc(title)}</h2>")
         if table:
             parts.append(html_table(table))

@@ -1,0 +1,43 @@
+"""The report's tables from summary rows: the paper's layout, seeds as mean ± std, p printed exactly."""
+
+from __future__ import annotations
+
+import statistics
+
+from booster.report.summary import detail_table, paper_table, plot_hs_vs_p, seeds_note
+
+
+def row(method, p, seed, hs, fa):
+    return {"method": method, "task": "sst2", "n": 500, "p": p, "seed": seed, "hs": hs, "fa": fa}
+
+
+ROWS = [row("sft", 0.05, 0, 80.0, 90.0), row("sft", 0.1, 0, 84.0, 88.0), row("sft", 0.1, 1, 86.0, 89.0),
+        row("sft", 0.1, 2, 91.0, 90.0), row("booster", 0.05, 0, 70.0, 91.0), row("booster", 0.1, 0, 75.0, 92.0)]
+
+
+def test_paper_table_has_hs_and_fa_per_p_with_seed_mean_and_std_and_averages():
+    table = paper_table(ROWS, "sst2", 500)
+    assert table[0] == ["method", "HS p=0.05", "HS p=0.1", "HS avg", "FA p=0.05", "FA p=0.1", "FA avg"]
+    sft = table[1]
+    hs = [84.0, 86.0, 91.0]
+    assert sft[2] == f"{statistics.mean(hs):.1f} ± {statistics.stdev(hs):.1f}" == "87.0 ± 3.6"
+    assert sft[3] == f"{(80.0 + 87.0) / 2:.1f}"  # average over p of the per-p means
+    assert table[2][1:4] == ["70.0", "75.0", "72.5"]
+
+
+def test_seeds_note_names_the_cells_with_several_seeds():
+    note = seeds_note(ROWS, "sst2", 500)
+    assert "p=0.1: seeds 0, 1, 2" in note and "p=0.05" not in note
+    assert seeds_note([r for r in ROWS if r["seed"] == 0], "sst2", 500) is None
+
+
+def test_detail_table_prints_p_exactly():
+    table = detail_table(ROWS)
+    p_col = table[0].index("p")
+    assert [r[p_col] for r in table[1:]] == ["0.05", "0.1", "0.1", "0.1", "0.05", "0.1"]
+
+
+def test_hs_plot_is_a_png(tmp_path):
+    path = tmp_path / "hs.png"
+    plot_hs_vs_p(ROWS, "sst2", 500, path)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
