@@ -68,7 +68,9 @@ def test_grid_runs_caches_and_resumes_without_redoing_stages(tmp_path, prepared_
     for r in rows[1:]:
         assert set(SUMMARY_KEYS) <= set(r) and r["p"] == 0.0 and r["n"] == 10
         assert 0 <= r["hs"] <= 100 and 0 <= r["fa"] <= 100
-    for name in ("report.md", "report.html", "hs_vs_p-sst2-n10.png", "attack_curves-sst2-n10.png", "protocol.json"):
+    # One p: no HS-against-p line, the before/after bars instead.
+    assert not (tmp_path / "run" / "hs_vs_p-sst2-n10.png").exists()
+    for name in ("report.md", "report.html", "before_after-sst2-n10.png", "attack_curves-sst2-n10.png", "protocol.json"):
         assert (tmp_path / "run" / name).is_file(), name
     protocol = json.loads((tmp_path / "run" / "protocol.json").read_text())
     assert protocol["judge"]["name"] == "test-keyword-judge" and "p_definition" in protocol

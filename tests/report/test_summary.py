@@ -41,3 +41,12 @@ def test_hs_plot_is_a_png(tmp_path):
     path = tmp_path / "hs.png"
     plot_hs_vs_p(ROWS, "sst2", 500, path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_before_after_plot_draws_p_01_when_run(tmp_path):
+    from booster.report.summary import plot_before_after
+
+    rows = [dict(r, hs_before_attack=3.0) for r in ROWS]
+    path = tmp_path / "bars.png"
+    assert plot_before_after(rows, "sst2", 500, path) == 0.1
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -152,6 +152,38 @@ def plot_hs_vs_p(rows: list[dict], task: str, n: int, path: Path) -> None:
     plt.close(fig)
 
 
+def plot_before_after(rows: list[dict], task: str, n: int, path: Path) -> float:
+    """Bars per method: HS of the aligned model, HS after the attack at p=0.1 (else the largest p;
+    mean over seeds, error bar: sample std) and FA after it. Returns the p drawn."""
+    attacked = [r for r in rows if r.get("p") is not None and r["task"] == task and r["n"] == n]
+    ps = sorted({r["p"] for r in attacked})
+    p = 0.1 if 0.1 in ps else ps[-1]
+    methods = list(dict.fromkeys(r["method"] for r in attacked))
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(1.6 * len(methods) + 2.5, 3.8))
+    width = 0.27
+    series = (("hs_before_attack", "HS before attack"), ("hs", f"HS after attack (p={p:g})"),
+              ("fa", f"FA after attack (p={p:g})"))
+    for j, (key, label) in enumerate(series):
+        means, stds = [], []
+        for m in methods:
+            vals = [r[key] for r in attacked if r["method"] == m and r["p"] == p and r.get(key) is not None]
+            means.append(statistics.mean(vals) if vals else 0.0)
+            stds.append(statistics.stdev(vals) if len(vals) > 1 else 0.0)
+        xs = [i + (j - 1) * width for i in range(len(methods))]
+        ax.bar(xs, means, width, yerr=stds, capsize=3, label=label)
+    ax.set_xticks(range(len(methods)), methods)
+    ax.set_ylabel("%")
+    ax.set_ylim(0, 105)
+    ax.set_title(f"Before and after the attack ({task}, n={n})")
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+    return p
+
+
 def plot_curves(histories: dict, task: str, n: int, path: Path) -> bool:
     """Harmful training/testing loss during the attack, one line per method (first seed), at
     p=0.1 when it was run, else the largest p."""
@@ -197,9 +229,14 @@ def write_report(out: Path, rows: list[dict], histories: dict, protocol: dict) -
     md = [f"# {cfg['name']}", "", intro, ""]
     sections = []  # (title, table, image or None) for both renderings
     for task, n in groups(rows):
-        image = f"hs_vs_p-{task}-n{n}.png"
-        plot_hs_vs_p(rows, task, n, out / image)
+        several_p = len({r["p"] for r in rows if r.get("p") is not None and r["task"] == task and r["n"] == n}) > 1
+        image = f"hs_vs_p-{task}-n{n}.png" if several_p else None
+        if image:
+            plot_hs_vs_p(rows, task, n, out / image)
         sections.append((f"HS (lower is better) and FA after the attack: {task}, n={n}", paper_table(rows, task, n), image))
+        bars = f"before_after-{task}-n{n}.png"
+        p_drawn = plot_before_after(rows, task, n, out / bars)
+        sections.append((f"HS before and after the attack (p={p_drawn:g}): {task}, n={n}", None, bars))
         note = seeds_note(rows, task, n)
         if note:
             sections.append((None, note, None))
