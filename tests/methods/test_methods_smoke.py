@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from booster.methods import Lisa, LisaConfig, RepNoise, Vaccine
+from booster.methods import Lisa, LisaConfig, RepNoise, RepNoiseConfig, Vaccine
 from booster.models.tiny import tiny_random_llama
 from booster.training import TrainConfig, encode_records, probe_loss, train
 
@@ -52,8 +52,9 @@ def test_vaccine_smoke():
     assert all(h["perturbed_loss"] >= h["align_loss"] for h in history)
 
 
-def test_repnoise_smoke():
-    history = run(RepNoise(), ("align", "harmful"), "align")
+@pytest.mark.parametrize("lens_tokens", [None, 4])
+def test_repnoise_smoke(lens_tokens):
+    history = run(RepNoise(RepNoiseConfig(lens_tokens=lens_tokens)), ("align", "harmful"), "align")
     assert all(h["mmd"] > 0 and h["harmful_lens_loss"] > 0 for h in history)
 
 
