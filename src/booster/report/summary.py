@@ -171,7 +171,7 @@ def plot_before_after(rows: list[dict], task: str, n: int, path: Path) -> float:
             means.append(statistics.mean(vals) if vals else 0.0)
             stds.append(statistics.stdev(vals) if len(vals) > 1 else 0.0)
         xs = [i + (j - 1) * width for i in range(len(methods))]
-        ax.bar(xs, means, width, yerr=stds, capsize=3, label=label)
+        ax.bar(xs, means, width, yerr=stds if any(stds) else None, capsize=3, label=label)
     ax.set_xticks(range(len(methods)), methods)
     ax.set_ylabel("%")
     ax.set_ylim(0, 105)
