@@ -4,9 +4,9 @@ Each method trains a fresh LoRA for a few optimizer steps through the real train
 (``booster.training.train``) with the config's batch size, sequence length, precision and
 hyperparameters; the alignment-stage methods (SFT, Booster, Vaccine, RepNoise) on the
 alignment (and provider-harmful) data, the fine-tuning-stage ones (SFT as the user runs it,
-Lisa) on the user's p-mix. One warm-up step first, then the timed steps, with the process's
-peak resident memory reset in between (``/proc/self/clear_refs``), so each method's peak is its
-own. Ratios are taken against SFT of the same stage, measured in the same process.
+Lisa) on the user's p-mix. Each method runs in a fresh process: one warm-up step, then the timed
+steps, with the peak resident memory reset in between (``/proc/self/clear_refs``), so each
+method's peak is its own. Ratios are taken against SFT of the same stage, measured in the same process.
 """
 
 from __future__ import annotations
@@ -33,15 +33,10 @@ def _rss_mb() -> float | None:
 
 def bench_methods(cfg: ExperimentConfig, methods: list[str], steps: int, *, task: str | None = None,
                   p: float | None = None, log=print) -> dict:
-    from booster.data import mix
     from booster.config import to_dict
-    from booster.methods import SFT, Lisa, SFTConfig
-    from booster.models.adapters import attach_lora
-    from booster.pipeline.stages import Stages
+    from booster.models import resolve_model
     from booster.protocol import base_protocol
-    from booster.training import encode_records, train
 
-    stages = Stages(cfg, progress=False)
     task = task or cfg.attack.tasks[0]
     p = cfg.attack.ps[0] if p is None else p
     n = cfg.attack.ns[0]
@@ -51,41 +46,17 @@ def bench_methods(cfg: ExperimentConfig, methods: list[str], steps: int, *, task
         mine = [m for m in methods if STAGE_OF[m] == stage and m != "sft"]
         if mine or (stage == "align" and "sft" in methods):
             cells += [("sft", stage)] + [(m, stage) for m in mine]
-    lisa = lambda: Lisa(replace(cfg.attack.lisa, total_steps=steps))  # noqa: E731 (fresh state each time)
+    # Each cell in a fresh process: the resident-memory peak of one would otherwise include what
+    # the cells before it allocated (freed tensors stay in the allocator's pools).
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
     rows = []
     for method, stage in cells:
-        train_cfg = cfg.align.train if stage == "align" else cfg.attack.train
-        train_cfg = replace(train_cfg, steps=steps, log_every=steps, checkpoint_every=steps, probe_every=0)
-        base, tok = stages.base_model()
-        model = attach_lora(base, cfg.lora, seed=train_cfg.seed)
-        max_len = train_cfg.max_length
-        align = encode_records(tok, stages.sample("alignment", cfg.align.samples, "align"), max_len)
-        if stage == "align":
-            data = {"align": align}
-            if method in ("booster", "repnoise"):
-                data["harmful"] = encode_records(
-                    tok, stages.sample("provider_harmful", cfg.align.harmful_samples, "harmful"), max_len)
-            runner = stages._align_runner(align_method(method))
-        else:
-            data = {"user": encode_records(tok, mix(stages.data_dir, task, n, p, 0), max_len), "align": align}
-            runner = lisa() if method == "lisa" else SFT(SFTConfig(stream="user"))
-        # Warm-up: one step (allocator, autocast caches, lazy imports), not timed.
-        train(model, runner, data, replace(train_cfg, steps=1, log_every=1, checkpoint_every=1),
-              pad_id=tok.pad_token_id, progress=False)
-        if method == "lisa":  # a fresh Lisa: its cycle and proximal schedule start at step 0
-            runner = lisa()
-        before = _rss_mb()
-        record: dict = {}
-        with measure(record):
-            start = time.perf_counter()
-            train(model, runner, data, train_cfg, pad_id=tok.pad_token_id, progress=False)
-            seconds = time.perf_counter() - start
-        row = {"method": method, "stage": stage, "steps": steps, "seconds_per_step": round(seconds / steps, 3),
-               "peak_rss_mb": record.get("peak_rss_mb") or _peak_rss_mb(),
-               "rss_before_mb": round(before, 1) if before else None}
+        with ctx.Pool(1) as pool:
+            row = pool.apply(_cell, (cfg, method, stage, steps, task, p, n))
         rows.append(row)
         log(f"{method:>9} ({stage}): {row['seconds_per_step']:.2f} s/step, peak {row['peak_rss_mb']} MB")
-        del model, base
     for row in rows:
         ref = next(r for r in rows if r["method"] == "sft" and r["stage"] == row["stage"])
         row["time_over_sft"] = round(row["seconds_per_step"] / ref["seconds_per_step"], 2)
@@ -96,10 +67,51 @@ def bench_methods(cfg: ExperimentConfig, methods: list[str], steps: int, *, task
                 row["training_memory_over_sft"] = round(extra / ref_extra, 2) if ref_extra > 0 else None
     import torch
 
-    return {"benchmark": "methods", "config": cfg.name, "model": stages.model_identity, "dtype": cfg.dtype,
+    return {"benchmark": "methods", "config": cfg.name, "model": resolve_model(cfg.model).identity(), "dtype": cfg.dtype,
             "lora": {"rank": cfg.lora.rank, "alpha": cfg.lora.alpha}, "task": task, "n": n, "p": p,
             "batch_size": cfg.align.train.batch_size, "max_length": cfg.align.train.max_length,
-            "mixed_precision": cfg.align.train.mixed_precision, "threads": torch.get_num_threads(),
+            "mixed_precision": cfg.align.train.mixed_precision, "threads": cfg.threads or torch.get_num_threads(),
             "method_configs": {"booster": to_dict(cfg.align.booster), "vaccine": to_dict(cfg.align.vaccine),
                                "repnoise": to_dict(cfg.align.repnoise), "lisa": to_dict(cfg.attack.lisa)},
             "rows": rows, "protocol": base_protocol()}
+
+
+def _cell(cfg: ExperimentConfig, method: str, stage: str, steps: int, task: str, p: float, n: int) -> dict:
+    """One method's stage, timed and its memory peak measured, in the calling (fresh) process."""
+    from booster.data import mix
+    from booster.methods import SFT, Lisa, SFTConfig
+    from booster.models.adapters import attach_lora
+    from booster.pipeline.stages import Stages
+    from booster.training import encode_records, train
+
+    stages = Stages(cfg, progress=False)
+    lisa = lambda: Lisa(replace(cfg.attack.lisa, total_steps=steps))  # noqa: E731 (fresh state each time)
+    train_cfg = cfg.align.train if stage == "align" else cfg.attack.train
+    train_cfg = replace(train_cfg, steps=steps, log_every=steps, checkpoint_every=steps, probe_every=0)
+    base, tok = stages.base_model()
+    model = attach_lora(base, cfg.lora, seed=train_cfg.seed)
+    max_len = train_cfg.max_length
+    align = encode_records(tok, stages.sample("alignment", cfg.align.samples, "align"), max_len)
+    if stage == "align":
+        data = {"align": align}
+        if method in ("booster", "repnoise"):
+            data["harmful"] = encode_records(
+                tok, stages.sample("provider_harmful", cfg.align.harmful_samples, "harmful"), max_len)
+        runner = stages._align_runner(align_method(method))
+    else:
+        data = {"user": encode_records(tok, mix(stages.data_dir, task, n, p, 0), max_len), "align": align}
+        runner = lisa() if method == "lisa" else SFT(SFTConfig(stream="user"))
+    # Warm-up: one step (allocator, autocast caches, lazy imports), not timed.
+    train(model, runner, data, replace(train_cfg, steps=1, log_every=1, checkpoint_every=1),
+          pad_id=tok.pad_token_id, progress=False)
+    if method == "lisa":  # a fresh Lisa: its cycle and proximal schedule start at step 0
+        runner = lisa()
+    before = _rss_mb()
+    record: dict = {}
+    with measure(record):
+        start = time.perf_counter()
+        train(model, runner, data, train_cfg, pad_id=tok.pad_token_id, progress=False)
+        seconds = time.perf_counter() - start
+    return {"method": method, "stage": stage, "steps": steps, "seconds_per_step": round(seconds / steps, 3),
+            "peak_rss_mb": record.get("peak_rss_mb") or _peak_rss_mb(),
+            "rss_before_mb": round(before, 1) if before else None}
