@@ -66,7 +66,7 @@ class RepNoiseConfig:
     lens_tokens: int | None = option(
         None, "answer tokens per harmful micro-batch in the logit-lens loss H, drawn without replacement "
               "each step (null: all of them, the paper). The lens costs L full-vocabulary LM-head passes: "
-              "on SmolLM2 (vocab 49152, hidden 576, 30 layers) about 6x a forward pass of the whole model")
+              "on SmolLM2 (vocab 49152, hidden 576, 30 layers) about 6x the FLOPs of a forward pass of the whole model")
     align_stream: str = option("align", "data stream of the alignment loss (harmful prompt → safe answer)")
     harmful_stream: str = option("harmful", "data stream of the harmful batch (harmful prompt → harmful answer)")
 
