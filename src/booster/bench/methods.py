@@ -11,24 +11,13 @@ method's peak is its own. Ratios are taken against SFT of the same stage, measur
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 
-from booster.pipeline.config import ALIGN_METHODS, FINETUNE_METHODS, ExperimentConfig, align_method
-from booster.pipeline.resources import _peak_rss_mb, measure
+from booster.pipeline.config import (ALIGN_METHODS, FINETUNE_METHODS, HARMFUL_DATA_METHODS, ExperimentConfig,
+                                     align_method)
+from booster.pipeline.resources import measure, rss_mb
 
 STAGE_OF = {**{m: "align" for m in ALIGN_METHODS}, **{m: "attack" for m in FINETUNE_METHODS}}
-
-
-def _rss_mb() -> float | None:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
 
 
 def bench_methods(cfg: ExperimentConfig, methods: list[str], steps: int, *, task: str | None = None,
@@ -94,7 +83,7 @@ def _cell(cfg: ExperimentConfig, method: str, stage: str, steps: int, task: str,
     align = encode_records(tok, stages.sample("alignment", cfg.align.samples, "align"), max_len)
     if stage == "align":
         data = {"align": align}
-        if method in ("booster", "repnoise"):
+        if method in HARMFUL_DATA_METHODS:
             data["harmful"] = encode_records(
                 tok, stages.sample("provider_harmful", cfg.align.harmful_samples, "harmful"), max_len)
         runner = stages._align_runner(align_method(method))
@@ -106,12 +95,10 @@ def _cell(cfg: ExperimentConfig, method: str, stage: str, steps: int, task: str,
           pad_id=tok.pad_token_id, progress=False)
     if method == "lisa":  # a fresh Lisa: its cycle and proximal schedule start at step 0
         runner = lisa()
-    before = _rss_mb()
+    before = rss_mb()
     record: dict = {}
     with measure(record):
-        start = time.perf_counter()
         train(model, runner, data, train_cfg, pad_id=tok.pad_token_id, progress=False)
-        seconds = time.perf_counter() - start
-    return {"method": method, "stage": stage, "steps": steps, "seconds_per_step": round(seconds / steps, 3),
-            "peak_rss_mb": record.get("peak_rss_mb") or _peak_rss_mb(),
+    return {"method": method, "stage": stage, "steps": steps, "seconds_per_step": round(record["seconds"] / steps, 3),
+            "peak_rss_mb": record["peak_rss_mb"],
             "rss_before_mb": round(before, 1) if before else None}

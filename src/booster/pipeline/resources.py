@@ -10,14 +10,23 @@ _STATUS = Path("/proc/self/status")
 _CLEAR = Path("/proc/self/clear_refs")
 
 
-def _peak_rss_mb() -> float | None:
+def _status_mb(field: str) -> float | None:
     try:
         for line in _STATUS.read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
     return None
+
+
+def _peak_rss_mb() -> float | None:
+    return _status_mb("VmHWM")
+
+
+def rss_mb() -> float | None:
+    """The process's resident memory now (MB)."""
+    return _status_mb("VmRSS")
 
 
 @contextlib.contextmanager
