@@ -44,10 +44,13 @@ def package_versions() -> dict[str, str | None]:
 def base_protocol() -> dict:
     import torch
 
+    from booster.hardware import describe
+
     return {
         "booster_version": __version__,
         "git_commit": git_commit(),
         "packages": package_versions(),
         "python": platform.python_version(),
-        "machine": {"platform": platform.platform(), "torch_threads": torch.get_num_threads()},
+        "machine": {"platform": platform.platform(), "torch_threads": torch.get_num_threads(),
+                    **describe("cuda" if torch.cuda.is_available() else "cpu")},
     }

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 import booster.pipeline.stages as stages_mod
@@ -230,6 +231,25 @@ def test_check_accepts_overrides_after_the_flag(tmp_path, prepared_data, capsys)
     assert "unrecognized arguments: --bogus" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("native", [False, True])
+def test_run_check_warns_before_a_bf16_grid_on_pytorchs_slow_bf16_kernel(tmp_path, prepared_data, capsys, monkeypatch, native):
+    import booster.hardware as hardware
+
+    monkeypatch.setattr(hardware, "bf16_native", lambda device="cpu": native)
+    path = write_cfg(tmp_path, tiny_config(tmp_path, prepared_data))
+    assert main(["run", str(path), "--check"]) == 0
+    assert "warning" not in capsys.readouterr().err  # the tiny config is float32 throughout
+    assert main(["run", str(path), "--check", "dtype=bfloat16", "eval.dtype=bfloat16"]) == 0
+    assert "warning" not in capsys.readouterr().err  # bf16 products run in float32 (bf16_emulation=true)
+    assert main(["run", str(path), "--check", "dtype=bfloat16", "eval.dtype=bfloat16", "bf16_emulation=false"]) == 0
+    err = capsys.readouterr().err
+    if native:
+        assert "warning" not in err
+    else:
+        assert err.startswith("booster: warning: this machine has no native bfloat16")
+        assert "dtype, eval.dtype run(s)" in err and err.count("\n") == 1
+
+
 @pytest.mark.integration
 def test_ledger_lets_a_fresh_cache_finish_the_grid_without_redoing_stages(tmp_path, prepared_data, request,
                                                                           monkeypatch):
@@ -303,3 +323,97 @@ def test_fa_samples_by_task_overrides_the_sample_count_of_one_task(tmp_path, pre
     run_experiment(cfg, progress=False, log=lambda *_: None, judge=KeywordJudge())
     metrics = json.loads((tmp_path / "run" / "runs" / "sft-sst2-n10-p0.0-seed0" / "metrics.json").read_text())
     assert metrics["sst2"]["n_prompts"] == 2 and metrics["hs"]["n_prompts"] == 3
+
+
+def _stage_files(cache: Path) -> dict[str, int]:
+    """Finished stages of a cache: their stage.json and its modification time."""
+    return {str(p.relative_to(cache)): p.stat().st_mtime_ns for p in cache.glob("*/*/stage.json")}
+
+
+@pytest.mark.integration
+def test_grid_killed_mid_stage_restarts_without_redoing_finished_stages(tmp_path, prepared_data, train_calls):
+    """SIGKILL `booster run` while a training stage is half done, run it again: every stage
+    finished before the kill is reused as it is, the cut stage resumes from its checkpoint, and
+    the adapters equal those of a run that was never interrupted."""
+    import os
+    import signal
+    import time
+
+    from safetensors.torch import load_file
+
+    train = {"steps": 8, "lr": 1e-3, "batch_size": 2, "micro_batch_size": 2, "max_length": 48,
+             "checkpoint_every": 1}
+    cfg = tiny_config(tmp_path, prepared_data, methods=["sft"], unaligned=False, align={"train": train},
+                      attack={"train": {**train, "probe_every": 4}})
+    script = str(Path(__file__).parent / "tiny_pipeline.py")
+    ref_path = write_cfg(tmp_path, {**cfg, "cache": str(tmp_path / "ref-cache"), "out": str(tmp_path / "ref")})
+    done = subprocess.run([sys.executable, script, str(ref_path)], capture_output=True, timeout=600)
+    assert done.returncode == 0, (done.stdout + done.stderr).decode()[-3000:]
+
+    cache = tmp_path / "cache"
+    path = write_cfg(tmp_path, cfg)
+    proc = subprocess.Popen([sys.executable, script, str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 300
+    # Kill once the alignment has finished and the attack is checkpointed but not done.
+    while time.time() < deadline and proc.poll() is None:
+        in_progress = [p for p in cache.glob("*/*.work/checkpoint/state.json")
+                       if json.loads(p.read_text())["step"] >= 2]
+        if in_progress and list(cache.glob("align/*/stage.json")):
+            break
+        time.sleep(0.01)
+    assert proc.poll() is None, "the run ended before it could be killed: " + proc.stderr.read().decode()[-2000:]
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished = _stage_files(cache)
+    cut = [p.parent.parent for p in cache.glob("*/*.work/checkpoint/state.json")]
+    assert finished and cut and not (tmp_path / "run" / "summary.json").exists()
+    trained_before = sum(k.split("/")[0] in ("align", "attack") for k in finished)
+
+    run_experiment(load_config(ExperimentConfig, path), progress=False, log=lambda *_: None, judge=KeywordJudge())
+    after = _stage_files(cache)
+    assert {k: after[k] for k in finished} == finished  # nothing finished was redone or rewritten
+    n_trained = sum(k.split("/")[0] in ("align", "attack") for k in after)
+    assert len(train_calls) == n_trained - trained_before  # only the cut and the untouched stages trained
+    for work in cut:  # the cut stage finished under its own key
+        assert (cache / work.parent.name / work.name.removesuffix(".work") / "stage.json").exists()
+    assert not list(cache.glob("*/*.work"))
+
+    adapters = sorted(cache.glob("*/*/adapter/adapter_model.safetensors"))
+    ref = sorted((tmp_path / "ref-cache").glob("*/*/adapter/adapter_model.safetensors"))
+    assert [a.relative_to(cache) for a in adapters] == [b.relative_to(tmp_path / "ref-cache") for b in ref]
+    for a, b in zip(adapters, ref):
+        wa, wb = load_file(a), load_file(b)
+        for k in wa:
+            assert (wa[k] - wb[k]).abs().max().item() < 1e-5, (a, k)
+    rows = json.loads((tmp_path / "run" / "summary.json").read_text())
+    ref_rows = json.loads((tmp_path / "ref" / "summary.json").read_text())
+    assert [(r["method"], r["p"], r["seed"]) for r in rows] == [(r["method"], r["p"], r["seed"]) for r in ref_rows]
+
+
+@pytest.mark.integration
+def test_bf16_grid_without_native_bf16_runs_float32_products_and_records_it(tmp_path, prepared_data, monkeypatch):
+    import booster.hardware as hardware
+
+    monkeypatch.setattr(hardware, "bf16_native", lambda device="cpu": False)
+    redirected = []
+    real = hardware.Float32BF16Products.__torch_function__
+
+    def counting(self, func, types, args=(), kwargs=None):
+        out = real(self, func, types, args, kwargs)
+        if func in hardware._BF16_PRODUCTS and isinstance(out, torch.Tensor) and out.dtype == torch.bfloat16:
+            redirected.append(func)
+        return out
+
+    monkeypatch.setattr(hardware.Float32BF16Products, "__torch_function__", counting)
+    train = {"steps": 2, "lr": 1e-3, "batch_size": 2, "micro_batch_size": 2, "max_length": 48,
+             "mixed_precision": "bf16"}
+    cfg = tiny_config(tmp_path, prepared_data, methods=["sft"], unaligned=False, dtype="bfloat16",
+                      align={"train": train}, attack={"train": train})
+    run_experiment(load_config(ExperimentConfig, write_cfg(tmp_path, cfg)), progress=False, log=lambda *_: None,
+                   judge=KeywordJudge())
+    assert redirected  # training and generation ran their bf16 products through float32
+    rows = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert [r["bf16_kernels"] for r in rows] == ["float32"]
+    protocol = json.loads((tmp_path / "run" / "protocol.json").read_text())
+    assert protocol["bf16_kernels"] == "float32" and protocol["machine"]["bf16_native"] in (True, False)
+    assert {s["bf16_kernels"] for s in protocol["stages"] if s["stage"] in ("align", "attack", "generate")} == {"float32"}

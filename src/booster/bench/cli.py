@@ -46,6 +46,18 @@ def register(sub) -> None:
     s.add_argument("--out", help="write the result JSON here too")
     s.set_defaults(func=_step)
 
+    b = bsub.add_parser("bf16", help="one training step in float32, in bf16 with float32 products, and in "
+                                     "PyTorch's bf16 kernels: time and gradient distance")
+    b.add_argument("--model", default="smollm2-135m-instruct")
+    b.add_argument("--data", default="work/data")
+    b.add_argument("--batch-size", type=int, default=2)
+    b.add_argument("--length", type=int, default=64, help="tokens per example at most")
+    b.add_argument("--steps", type=int, default=2, help="timed steps per mode (median reported)")
+    b.add_argument("--lora-rank", type=int, default=8)
+    b.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    b.add_argument("--out", help="write the result JSON here too")
+    b.set_defaults(func=_bf16)
+
     m = bsub.add_parser("methods", help="per-method stage cost (wall time, peak memory) against SFT, "
                                         "under an experiment config's settings")
     m.add_argument("config", help="experiment YAML whose model, LoRA, training and method settings are used")
@@ -84,6 +96,24 @@ def _step(args) -> int:
                         args.mixed_precision, args.lora_rank)
     summary = {k: v for k, v in result.items() if k not in ("protocol", "model")}
     print(json.dumps(summary, indent=2))
+    if args.out:
+        io.write_json(args.out, result)
+    return 0
+
+
+def _bf16(args) -> int:
+    from booster import io
+    from booster.bench.bf16 import bench_bf16
+
+    for name in ("batch_size", "length", "steps", "lora_rank"):
+        _ints(str(getattr(args, name)))
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    result = bench_bf16(args.model, Path(args.data), args.batch_size, args.length, args.steps, args.lora_rank)
+    for mode, row in result["results"].items():
+        print(json.dumps({"mode": mode, **row}))
     if args.out:
         io.write_json(args.out, result)
     return 0

@@ -90,15 +90,18 @@ def _cell(cfg: ExperimentConfig, method: str, stage: str, steps: int, task: str,
     else:
         data = {"user": encode_records(tok, mix(stages.data_dir, task, n, p, 0), max_len), "align": align}
         runner = lisa() if method == "lisa" else SFT(SFTConfig(stream="user"))
-    # Warm-up: one step (allocator, autocast caches, lazy imports), not timed.
-    train(model, runner, data, replace(train_cfg, steps=1, log_every=1, checkpoint_every=1),
-          pad_id=tok.pad_token_id, progress=False)
-    if method == "lisa":  # a fresh Lisa: its cycle and proximal schedule start at step 0
-        runner = lisa()
-    before = rss_mb()
-    record: dict = {}
-    with measure(record):
-        train(model, runner, data, train_cfg, pad_id=tok.pad_token_id, progress=False)
+    from booster.hardware import bf16_products
+
+    with bf16_products(stages.device, cfg.bf16_emulation):  # as `booster run` computes
+        # Warm-up: one step (allocator, autocast caches, lazy imports), not timed.
+        train(model, runner, data, replace(train_cfg, steps=1, log_every=1, checkpoint_every=1),
+              pad_id=tok.pad_token_id, progress=False)
+        if method == "lisa":  # a fresh Lisa: its cycle and proximal schedule start at step 0
+            runner = lisa()
+        before = rss_mb()
+        record: dict = {}
+        with measure(record):
+            train(model, runner, data, train_cfg, pad_id=tok.pad_token_id, progress=False)
     return {"method": method, "stage": stage, "steps": steps, "seconds_per_step": round(record["seconds"] / steps, 3),
-            "peak_rss_mb": record["peak_rss_mb"],
+            "peak_rss_mb": record["peak_rss_mb"], "bf16_kernels": stages.bf16_kernels,
             "rss_before_mb": round(before, 1) if before else None}

@@ -2,8 +2,10 @@
 
 Booster's floor is three forward/backward passes per step (two on the harmful batch, one on
 the alignment batch) against SFT's one, so the ratio should approach 3 when the batches are
-the same size. Achieved FLOP/s is reported as a share of this machine's measured bf16
-matrix-multiply throughput, measured in the same run.
+the same size. Achieved FLOP/s is reported as a share of this machine's matrix-multiply
+throughput in the step's compute dtype (bf16 under bf16 weights or autocast, else float32),
+measured in the same run: on a CPU without native bf16 (AVX2 only) the bf16 peak is far below
+the float32 one, and a share of the wrong peak would read as over 100 %.
 
 FLOPs of a LoRA step: a forward costs 2·P·T multiply-adds-as-FLOPs (P: parameters taking part
 in matrix multiplies, including the tied LM head; T: tokens) and the backward through a frozen
@@ -87,17 +89,19 @@ def bench_step(model_name: str, data_dir, batch_size: int, length: int, steps: i
         results[name] = {"seconds_per_step": round(sorted(times)[len(times) // 2], 3), "all_seconds": [round(t, 3) for t in times]}
     flops_sft = sum(pass_flops(model, b) for b in align) / steps
     flops_booster = flops_sft + sum(2 * pass_flops(model, b) for b in harmful) / steps
-    peak = matmul_peak_flops()
+    compute_dtype = torch.bfloat16 if mixed_precision == "bf16" or dtype == "bfloat16" else torch.float32
+    peak = matmul_peak_flops(compute_dtype)
     for name, flops in (("sft", flops_sft), ("booster", flops_booster)):
         r = results[name]
         r["flops_per_step"] = flops
         r["achieved_gflops"] = round(flops / r["seconds_per_step"] / 1e9, 1)
-        r["share_of_bf16_matmul_peak"] = round(flops / r["seconds_per_step"] / peak, 3)
+        r["share_of_matmul_peak"] = round(flops / r["seconds_per_step"] / peak, 3)
     return {
         "benchmark": "step", "model": resolve_model(model_name).identity(), "dtype": dtype,
         "mixed_precision": mixed_precision, "lora_rank": lora_rank, "batch_size": batch_size,
         "length": length, "steps": steps, "threads": torch.get_num_threads(),
-        "bf16_matmul_peak_gflops": round(peak / 1e9, 1),
+        "matmul_peak_dtype": str(compute_dtype).removeprefix("torch."),
+        "matmul_peak_gflops": round(peak / 1e9, 1),
         "results": results,
         "booster_over_sft": round(results["booster"]["seconds_per_step"] / results["sft"]["seconds_per_step"], 2),
         "protocol": base_protocol(),

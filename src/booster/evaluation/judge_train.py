@@ -31,7 +31,6 @@ from booster.evaluation import judge_data
 from booster.evaluation.judge_metrics import (
     BEAVER_DAM_FNR,
     BEAVER_DAM_FPR,
-    best_accuracy_threshold,
     classification_metrics,
     share_at_or_above,
 )

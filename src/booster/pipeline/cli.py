@@ -26,7 +26,7 @@ def register(sub) -> None:
 def _run(args) -> int:
     from booster.config import load_config
     from booster.pipeline.config import ExperimentConfig
-    from booster.pipeline.grid import check_pools, ensure_data, plan, run_experiment
+    from booster.pipeline.grid import check_pools, ensure_data, plan, run_experiment, warn_slow_dtype
     from booster.pipeline.stages import Stages
 
     if args.describe:
@@ -42,7 +42,9 @@ def _run(args) -> int:
     cfg = load_config(ExperimentConfig, args.config, args.overrides)
     if args.check:
         ensure_data(cfg)
-        check_pools(Stages(cfg, progress=False))
+        stages = Stages(cfg, progress=False)
+        check_pools(stages)
+        warn_slow_dtype(cfg, stages.device)
         a = cfg.attack
         extra = f" + {len(a.extra)} extra sub-grids" if a.extra else ""
         print(f"config OK: {len(plan(cfg))} attacked runs ({len(cfg.methods)} methods × {len(a.tasks)} tasks × "

@@ -142,6 +142,10 @@ class ExperimentConfig:
                                 help=f"defenses to compare: {', '.join(METHODS)} (sft is the undefended baseline)")
     dtype: Literal["float32", "bfloat16"] = option("bfloat16", "dtype of the frozen base weights (adapters train in float32)")
     threads: int | None = option(None, "torch CPU threads (null: torch's default)")
+    bf16_emulation: bool = option(
+        True, "where the device has no native bfloat16 (a CPU with AVX2 only), run bf16 matrix products as "
+        "float32 products of the same bf16 values (same rounding points, tens of times faster than "
+        "PyTorch's generic bf16 kernel); false keeps PyTorch's kernel. Recorded per stage, not hashed")
     lora: LoraSettings = option(factory=LoraSettings, help="LoRA topology of alignment and attack adapters")
     data: DataSection = option(factory=DataSection, help="prepared data")
     align: AlignSection = option(factory=AlignSection, help="alignment stage")

@@ -49,6 +49,22 @@ def check_pools(stages: Stages) -> None:
         stages.pool_hash(name)
 
 
+def bf16_settings(cfg: ExperimentConfig) -> dict[str, str]:
+    """The config keys that choose a dtype, with their values (for the no-native-bf16 warning)."""
+    return {"dtype": cfg.dtype, "align.train.mixed_precision": cfg.align.train.mixed_precision,
+            "attack.train.mixed_precision": cfg.attack.train.mixed_precision, "eval.dtype": cfg.eval.dtype}
+
+
+def warn_slow_dtype(cfg: ExperimentConfig, device) -> None:
+    import sys
+
+    from booster.hardware import bf16_warning
+
+    message = bf16_warning(bf16_settings(cfg), device, cfg.bf16_emulation)
+    if message:
+        print(f"booster: warning: {message}", file=sys.stderr)
+
+
 def _metrics(evals: dict[str, StageResult], task: str) -> dict:
     m = {name: ev.record["metrics"] for name, ev in evals.items()}
     hs = m.get("hs") or m["hs_val"]
@@ -84,6 +100,14 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = True, log=print, j
 
     ``judge``: a judge object to use instead of loading ``cfg.eval.judge`` (see
     ``booster.evaluation.judge``); its identity is recorded like any other judge's."""
+    from booster.hardware import bf16_products
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    with bf16_products(device, cfg.bf16_emulation):
+        return _run_experiment(cfg, progress=progress, log=log, judge=judge)
+
+
+def _run_experiment(cfg: ExperimentConfig, *, progress: bool, log, judge) -> dict:
     from booster.data import P_DEFINITION
     from booster.models.generation import decoding_settings
     from booster.protocol import base_protocol
@@ -96,6 +120,8 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = True, log=print, j
         ensure_data(cfg)
     stages = Stages(cfg, progress=progress and state.is_main_process, judge=judge)
     check_pools(stages)
+    if state.is_main_process:
+        warn_slow_dtype(cfg, stages.device)
     if not state.is_main_process:
         log = lambda *_: None  # noqa: E731
     out = Path(cfg.out.format(name=cfg.name))
@@ -155,6 +181,8 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = True, log=print, j
                     "align_key": aligned.key, "attack_key": attacked.key,
                     "align_seconds": aligned.record["seconds"], "align_peak_rss_mb": aligned.record["peak_rss_mb"],
                     "attack_seconds": attacked.record["seconds"], "attack_peak_rss_mb": attacked.record["peak_rss_mb"],
+                    # which kernels ran bf16 in the attack (absent in records older than the field)
+                    "bf16_kernels": attacked.record.get("bf16_kernels"),
                 })
                 if state.is_main_process:
                     _copy_run(out / "runs" / f"{method}-{task}-n{n}-p{p}-seed{seed}", attacked, evals)
@@ -175,6 +203,7 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = True, log=print, j
         "lora": to_dict(cfg.lora),
         "attack_topology": a.topology,
         "decoding": decoding_settings(cfg.eval.max_new_tokens, cfg.eval.batch_size),
+        "bf16_kernels": stages.bf16_kernels,
         "harmful_prompts": cfg.eval.prompts,
         "stages": list(stage_records.values()),
     }

@@ -89,6 +89,13 @@ class Stages:
         self._judge = judge  # None: load cfg.eval.judge on first use
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
+        from booster.hardware import bf16_kernels
+
+        # How bf16 matrix products run here (None: the config computes in float32 throughout);
+        # recorded in every stage, since it changes the rounding, not the experiment.
+        uses_bf16 = "bfloat16" in (cfg.dtype, cfg.eval.dtype) or "bf16" in (
+            cfg.align.train.mixed_precision, cfg.attack.train.mixed_precision)
+        self.bf16_kernels = bf16_kernels(self.device, cfg.bf16_emulation) if uses_bf16 else None
 
     # -- helpers ---------------------------------------------------------------------------
     def pool_hash(self, name: str) -> str:
@@ -232,7 +239,7 @@ class Stages:
             return self._load("align", key)
         a = self.cfg.align
         work = self.cache / "align" / f"{key}.work"
-        record = {"stage": "align", "key": key, "method": method}
+        record = {"stage": "align", "key": key, "method": method, "bf16_kernels": self.bf16_kernels}
         with measure(record):
             base, tok = self.base_model()
             model = attach_lora(base, self.cfg.lora, seed=a.train.seed)
@@ -282,7 +289,8 @@ class Stages:
         k = self.cfg.attack
         work = self.cache / "attack" / f"{key}.work"
         record = {"stage": "attack", "key": key, "align": align.key if align else None, "task": task, "n": n,
-                  "p": p, "seed": seed, "topology": k.topology, "finetune": finetune}
+                  "p": p, "seed": seed, "topology": k.topology, "finetune": finetune,
+                  "bf16_kernels": self.bf16_kernels}
         with measure(record):
             base, tok = self.base_model()
             if align is None:
@@ -378,7 +386,7 @@ class Stages:
                 shutil.rmtree(work, ignore_errors=True)  # generation is redone whole, not resumed
                 work.mkdir(parents=True)
                 record = {"stage": "generate", "key": gen_key, "task": t.name, "align": align.key if align else None,
-                          "attack": attack.key if attack else None}
+                          "attack": attack.key if attack else None, "bf16_kernels": self.bf16_kernels}
                 with measure(record):
                     gens = generate(model, tok, [prompt_of(r) for r in records],
                                     max_new_tokens=t.max_new_tokens or e.max_new_tokens,
