@@ -143,9 +143,12 @@ def run_eval(cfg: EvalConfig, out_dir: Path, progress: bool = True) -> dict:
     model, tokenizer = load_model(cfg.model, dtype=cfg.dtype)
     if cfg.adapter is not None:
         model = apply_adapter(model, Path(cfg.adapter))
-    metrics, samples = evaluate_model(model, tokenizer, tasks, data_dir, judge=judge, limit=cfg.limit,
-                                      max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size,
-                                      progress=progress)
+    from booster.hardware import bf16_kernels, bf16_products
+
+    with bf16_products():  # bf16 answers at float32 speed where the CPU has no native bf16
+        metrics, samples = evaluate_model(model, tokenizer, tasks, data_dir, judge=judge, limit=cfg.limit,
+                                          max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size,
+                                          progress=progress)
     protocol = {
         **base_protocol(),
         "config": to_dict(cfg),
@@ -153,6 +156,7 @@ def run_eval(cfg: EvalConfig, out_dir: Path, progress: bool = True) -> dict:
         "adapter": adapter_identity(cfg.adapter),
         "judge": judge.identity() if judge else None,
         "decoding": decoding_settings(cfg.max_new_tokens, cfg.batch_size),
+        "bf16_kernels": bf16_kernels() if cfg.dtype == "bfloat16" else None,
         "data_manifest_sha256": io.sha256_file(data_dir / "manifest.json"),
         "data_pools": {t.pool: manifest["pools"][t.pool]["sha256"] for t in tasks},
         "tasks": {t.name: {"pool": t.pool, "rule": t.rule, "n_prompts": metrics[t.name]["n_prompts"],
