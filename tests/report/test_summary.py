@@ -50,3 +50,19 @@ def test_before_after_plot_draws_p_01_when_run(tmp_path):
     path = tmp_path / "bars.png"
     assert plot_before_after(rows, "sst2", 500, path) == 0.1
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cost_table_compares_attack_stages_run_with_the_same_bf16_kernels():
+    from booster.report.summary import cost_table
+
+    def costed(method, seed, attack_seconds, kernels, finetune="sft"):
+        return {**row(method, 0.1, seed, 50.0, 80.0), "finetune": finetune, "align_seconds": 100.0,
+                "align_peak_rss_mb": 1000.0, "attack_seconds": attack_seconds, "attack_peak_rss_mb": 2000.0,
+                "bf16_kernels": kernels}
+
+    rows = [costed("sft", 0, 300.0, None), costed("sft", 1, 300.0, None),
+            costed("lisa", 0, 450.0, None, "lisa"), costed("lisa", 1, 1800.0, "float32", "lisa"),
+            costed("booster", 0, 300.0, None), costed("booster", 1, 1200.0, "float32")]
+    table = {r[0]: r for r in cost_table(rows)[1:]}
+    assert table["lisa"][1:4] == ["attack", "450", "1.50"]  # the float32-products attack is left out
+    assert table["booster"][1:4] == ["align", "100", "1.00"]  # alignment stages are all compared

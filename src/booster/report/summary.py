@@ -67,7 +67,13 @@ def cost_table(rows: list[dict]) -> list[list[str]]:
         vals = [v for v in vals if v is not None]
         return statistics.mean(vals) if vals else None
 
+    # An attack computed with other bf16 kernels (float32 products on a CPU without native bf16,
+    # see booster.hardware) costs what that machine costs, not what the method costs: compare
+    # attack stages only among rows run with the kernels most of SFT's rows ran with.
     sft = [r for r in attacked if r["method"] == "sft"]
+    kernels = statistics.mode([r.get("bf16_kernels") for r in sft])
+    attacked = [r for r in attacked if stage_of(r)[0] == "align" or r.get("bf16_kernels") == kernels]
+    sft = [r for r in sft if r.get("bf16_kernels") == kernels]
     base = {"align": (mean([r["align_seconds"] for r in sft]), mean([r.get("align_peak_rss_mb") for r in sft])),
             "attack": (mean([r["attack_seconds"] for r in sft]), mean([r.get("attack_peak_rss_mb") for r in sft]))}
     table = [["method", "stage", "seconds", "× SFT time", "peak RSS (MB)", "× SFT memory"]]
@@ -247,7 +253,8 @@ def write_report(out: Path, rows: list[dict], histories: dict, protocol: dict) -
     if cost:
         sections.append(("Cost of each defense's stage, relative to SFT", cost, None))
         sections.append((None, "Wall time and peak resident memory of the stages as this grid ran them: thread "
-                               "count and machine load were not controlled. `booster bench methods CONFIG` "
+                               "count and machine load were not controlled; attack stages run with other bf16 kernels than most of "
+                               "SFT's (`bf16_kernels`) are left out. `booster bench methods CONFIG` "
                                "measures the controlled ratios (BENCHMARKS.md).", None))
     sections.append(("Every run", detail_table(rows), None))
     for title, table, image in sections:
