@@ -52,6 +52,15 @@ def paper_table(rows: list[dict], task: str, n: int) -> list[list[str]]:
     return table
 
 
+def _seed_bars(ax, xs, means, cells, color) -> None:
+    """± one standard deviation over seeds, drawn only where a cell has several seeds (a
+    one-seed cell has no spread to show, and a zero-length bar would read as "no spread")."""
+    multi = [i for i, c in enumerate(cells) if len(c) > 1]
+    if multi:
+        ax.errorbar([xs[i] for i in multi], [means[i] for i in multi],
+                    yerr=[statistics.stdev(cells[i]) for i in multi], fmt="none", ecolor=color, capsize=3)
+
+
 def cost_table(rows: list[dict]) -> list[list[str]]:
     """Wall time and peak memory of each method's defended stage, relative to SFT's same stage:
     the alignment stage for alignment defenses, the fine-tuning stage for Lisa."""
@@ -143,8 +152,8 @@ def plot_hs_vs_p(rows: list[dict], task: str, n: int, path: Path) -> None:
         ps = sorted({r["p"] for r in attacked if r["method"] == m})
         cells = [[r["hs"] for r in attacked if r["method"] == m and r["p"] == p] for p in ps]
         means = [statistics.mean(c) for c in cells]
-        stds = [statistics.stdev(c) if len(c) > 1 else 0.0 for c in cells]
-        ax.errorbar(ps, means, yerr=stds, marker="o", capsize=3, label=m)
+        line, = ax.plot(ps, means, marker="o", label=m)
+        _seed_bars(ax, ps, means, cells, color=line.get_color())
     for r in rows:
         if r["method"] == "unaligned" and r["task"] == task:
             ax.axhline(r["hs"], color="grey", linestyle=":", label="unaligned, no attack")
@@ -171,13 +180,13 @@ def plot_before_after(rows: list[dict], task: str, n: int, path: Path) -> float:
     series = (("hs_before_attack", "HS before attack"), ("hs", f"HS after attack (p={p:g})"),
               ("fa", f"FA after attack (p={p:g})"))
     for j, (key, label) in enumerate(series):
-        means, stds = [], []
-        for m in methods:
-            vals = [r[key] for r in attacked if r["method"] == m and r["p"] == p and r.get(key) is not None]
-            means.append(statistics.mean(vals) if vals else 0.0)
-            stds.append(statistics.stdev(vals) if len(vals) > 1 else 0.0)
+        cells = [[r[key] for r in attacked if r["method"] == m and r["p"] == p and r.get(key) is not None]
+                 for m in methods]
+        means = [statistics.mean(c) if c else 0.0 for c in cells]
         xs = [i + (j - 1) * width for i in range(len(methods))]
-        ax.bar(xs, means, width, yerr=stds if any(stds) else None, capsize=3, label=label)
+        ax.bar(xs, means, width, label=label)
+        if key != "hs_before_attack":  # one aligned model per method: its rows repeat one number
+            _seed_bars(ax, xs, means, cells, color="black")
     ax.set_xticks(range(len(methods)), methods)
     ax.set_ylabel("%")
     ax.set_ylim(0, 105)
