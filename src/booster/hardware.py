@@ -2,10 +2,9 @@
 
 bfloat16 is the fast dtype only where the hardware has bf16 matrix units (CPUs with
 AVX512-BF16 or AMX, recent GPUs). On a CPU with AVX2 only, PyTorch falls back to a generic
-kernel: measured on this project's 2-core AVX2 machine, a SmolLM2 LoRA training step in bf16
-ran over 60 times slower than in float32 (BENCHMARKS.md). Numbers also differ: the fallback
-rounds differently from the native kernels, so a bf16 result is reproducible on machines of
-the same capability, which is why the capability is part of every protocol.
+kernel: on this project's 2-core AVX2 machine a SmolLM2 LoRA step (2 x 64 tokens) in bf16 took
+15.7 times as long as in float32 (`booster bench bf16`, BENCHMARKS.md), and more at longer
+sequences. Kernels also round differently, so the capability is part of every protocol.
 """
 
 from __future__ import annotations
@@ -44,12 +43,17 @@ def describe(device: str | torch.device = "cpu") -> dict:
     return out
 
 
+def asks_bf16(settings: dict[str, str]) -> list[str]:
+    """The config keys of ``settings`` (config key -> dtype value) that choose bfloat16."""
+    return [k for k, v in settings.items() if v in ("bfloat16", "bf16")]
+
+
 def bf16_warning(settings: dict[str, str], device: str | torch.device = "cpu",
                  emulation: bool = True) -> str | None:
     """One line naming the config keys that ask for bfloat16 when ``device`` has no native bf16
     and the float32 emulation is off (``settings``: config key -> its value, e.g.
     {"dtype": "bfloat16"}); None when all is well."""
-    keys = [k for k, v in settings.items() if v in ("bfloat16", "bf16")]
+    keys = asks_bf16(settings)
     if not keys or bf16_kernels(device, emulation) != "fallback":
         return None
     return (f"this machine has no native bfloat16 ({torch.device(device).type}, {cpu_capability()}) and "

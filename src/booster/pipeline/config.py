@@ -155,6 +155,11 @@ class ExperimentConfig:
     out: str = option("results/{name}", "run folder with summary, report and plots ({name} is replaced)")
     cache: str = option("work/cache", "stage cache (aligned adapters, attacks, evaluations), shared by runs")
 
+    def dtype_settings(self) -> dict[str, str]:
+        """The keys that choose a dtype, with their values (see booster.hardware)."""
+        return {"dtype": self.dtype, "align.train.mixed_precision": self.align.train.mixed_precision,
+                "attack.train.mixed_precision": self.attack.train.mixed_precision, "eval.dtype": self.eval.dtype}
+
     def validate(self):
         unknown = [m for m in self.methods if m not in METHODS]
         if unknown:

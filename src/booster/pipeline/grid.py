@@ -49,18 +49,12 @@ def check_pools(stages: Stages) -> None:
         stages.pool_hash(name)
 
 
-def bf16_settings(cfg: ExperimentConfig) -> dict[str, str]:
-    """The config keys that choose a dtype, with their values (for the no-native-bf16 warning)."""
-    return {"dtype": cfg.dtype, "align.train.mixed_precision": cfg.align.train.mixed_precision,
-            "attack.train.mixed_precision": cfg.attack.train.mixed_precision, "eval.dtype": cfg.eval.dtype}
-
-
 def warn_slow_dtype(cfg: ExperimentConfig, device) -> None:
     import sys
 
     from booster.hardware import bf16_warning
 
-    message = bf16_warning(bf16_settings(cfg), device, cfg.bf16_emulation)
+    message = bf16_warning(cfg.dtype_settings(), device, cfg.bf16_emulation)
     if message:
         print(f"booster: warning: {message}", file=sys.stderr)
 

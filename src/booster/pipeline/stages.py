@@ -89,13 +89,12 @@ class Stages:
         self._judge = judge  # None: load cfg.eval.judge on first use
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        from booster.hardware import bf16_kernels
+        from booster.hardware import asks_bf16, bf16_kernels
 
         # How bf16 matrix products run here (None: the config computes in float32 throughout);
         # recorded in every stage, since it changes the rounding, not the experiment.
-        uses_bf16 = "bfloat16" in (cfg.dtype, cfg.eval.dtype) or "bf16" in (
-            cfg.align.train.mixed_precision, cfg.attack.train.mixed_precision)
-        self.bf16_kernels = bf16_kernels(self.device, cfg.bf16_emulation) if uses_bf16 else None
+        self.bf16_kernels = (bf16_kernels(self.device, cfg.bf16_emulation)
+                             if asks_bf16(cfg.dtype_settings()) else None)
 
     # -- helpers ---------------------------------------------------------------------------
     def pool_hash(self, name: str) -> str:
