@@ -94,25 +94,25 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = True, log=print, j
 
     ``judge``: a judge object to use instead of loading ``cfg.eval.judge`` (see
     ``booster.evaluation.judge``); its identity is recorded like any other judge's."""
-    from booster.hardware import bf16_products
-
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    with bf16_products(device, cfg.bf16_emulation):
-        return _run_experiment(cfg, progress=progress, log=log, judge=judge)
-
-
-def _run_experiment(cfg: ExperimentConfig, *, progress: bool, log, judge) -> dict:
-    from booster.data import P_DEFINITION
-    from booster.models.generation import decoding_settings
-    from booster.protocol import base_protocol
-    from booster.report.summary import write_report
-
     from accelerate import PartialState
+
+    from booster.hardware import bf16_products
 
     state = PartialState(cpu=not torch.cuda.is_available())
     with state.main_process_first():  # one process prepares the data, the others then read it
         ensure_data(cfg)
     stages = Stages(cfg, progress=progress and state.is_main_process, judge=judge)
+    # bf16 products are chosen for the device Stages resolved, the one every stage computes on
+    with bf16_products(stages.device, cfg.bf16_emulation):
+        return _run_grid(cfg, stages, state, progress=progress, log=log)
+
+
+def _run_grid(cfg: ExperimentConfig, stages: Stages, state, *, progress: bool, log) -> dict:
+    from booster.data import P_DEFINITION
+    from booster.models.generation import decoding_settings
+    from booster.protocol import base_protocol
+    from booster.report.summary import write_report
+
     check_pools(stages)
     if state.is_main_process:
         warn_slow_dtype(cfg, stages.device)
