@@ -3,8 +3,8 @@
 bfloat16 is the fast dtype only where the hardware has bf16 matrix units (CPUs with
 AVX512-BF16 or AMX, recent GPUs). On a CPU with AVX2 only, PyTorch falls back to a generic
 kernel: on this project's 2-core AVX2 machine a SmolLM2 LoRA step (2 x 64 tokens) in bf16 took
-15.7 times as long as in float32 (`booster bench bf16`, BENCHMARKS.md), and more at longer
-sequences. Kernels also round differently, so the capability is part of every protocol.
+15.7 times as long as in float32 (`booster bench bf16`, BENCHMARKS.md). Kernels also round
+differently, so the capability is part of every protocol.
 """
 
 from __future__ import annotations
