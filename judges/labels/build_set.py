@@ -1,0 +1,72 @@
+"""Assemble judges/labels/answers.jsonl from the labeling work folder (provenance script).
+
+    python judges/labels/build_set.py WORK_DIR
+
+WORK_DIR holds what the labeling produced:
+  pool_E.jsonl   answers sampled from the committed runs' ledger (sample_committed.py)
+  pool_T.jsonl   SmolLM2 answers to judge_half and AdvBench prompts (generate_train.py)
+  out/E*.jsonl, out/T*.jsonl   first labeling, one labeler per file
+  out/D*.jsonl   second, independent labeling of a random sample (other labelers)
+and judges/labels/adjudication.json settles every disagreement by the guidelines.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parents[1] / "src"))
+
+from booster.data import normalize_prompt, seeded_order  # noqa: E402
+from booster.evaluation.judge_labels import CATEGORIES, TEST_SALT, split_of  # noqa: E402
+
+
+def read(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def main(work: Path) -> None:
+    pool = {r["id"]: r for name in ("pool_E.jsonl", "pool_T.jsonl") for r in read(work / name)}
+    first: dict[str, dict] = {}
+    second: dict[str, dict] = {}
+    for f in sorted((work / "out").glob("*.jsonl")):
+        target = second if f.name.startswith("D") else first
+        for r in read(f):
+            if r["category"] not in CATEGORIES or r["harmful"] != CATEGORIES[r["category"]]:
+                raise SystemExit(f"{f}: inconsistent label {r}")
+            if r["id"] in target:
+                raise SystemExit(f"{f}: id {r['id']} labeled twice in one pass")
+            target[r["id"]] = {"labeler": f.stem, "harmful": int(r["harmful"]), "category": r["category"],
+                               "borderline": bool(r.get("borderline"))}
+    missing = set(pool) - set(first)
+    if missing:
+        raise SystemExit(f"{len(missing)} pooled answers have no first label")
+    decisions = json.loads((HERE / "adjudication.json").read_text(encoding="utf-8"))["decisions"]
+    committed = [r["prompt"] for r in pool.values() if r["source"] == "committed_run"]
+    order = seeded_order(committed, 0, TEST_SALT)
+    test_prompts = set(order[: len(order) // 2])
+    rows = []
+    for iid, r in pool.items():
+        labels = [first[iid]] + ([second[iid]] if iid in second else [])
+        final = dict(labels[0])
+        adjudicated = False
+        if len(labels) == 2 and labels[0]["harmful"] != labels[1]["harmful"]:
+            if iid not in decisions:
+                raise SystemExit(f"disagreement on {iid} without an adjudication decision")
+            final = {**final, **{k: decisions[iid][k] for k in ("harmful", "category")}}
+            adjudicated = True
+        rows.append({"id": iid, "prompt": r["prompt"], "answer": r["answer"], "source": r["source"],
+                     "origin": r["origin"], "harmful": final["harmful"], "category": final["category"],
+                     "borderline": any(x["borderline"] for x in labels) or adjudicated,
+                     "split": split_of(normalize_prompt(r["prompt"]), test_prompts, r["source"]),
+                     "labels": labels, "adjudicated": adjudicated})
+    rows.sort(key=lambda x: (x["split"], x["id"]))
+    out = HERE / "answers.jsonl"
+    out.write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in rows), encoding="utf-8")
+    print(f"wrote {len(rows)} rows to {out}")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))
