@@ -4,7 +4,8 @@
 
 WORK_DIR holds what the labeling produced:
   pool_E.jsonl   answers sampled from the committed runs' ledger (sample_committed.py)
-  pool_T.jsonl   SmolLM2 answers to judge_half and AdvBench prompts (generate_train.py)
+  pool_T.jsonl   SmolLM2 answers to judge_half and AdvBench prompts (generate_train.py, round 1)
+  pool_T2.jsonl  SmolLM2 answers to more judge_half and to provider_harmful prompts (round 2)
   out/E*.jsonl, out/T*.jsonl   first labeling, one labeler per file
   out/D*.jsonl   second, independent labeling of a random sample (other labelers)
 and judges/labels/adjudication.json settles every disagreement by the guidelines.
@@ -28,7 +29,7 @@ def read(path: Path) -> list[dict]:
 
 
 def main(work: Path) -> None:
-    pool = {r["id"]: r for name in ("pool_E.jsonl", "pool_T.jsonl") for r in read(work / name)}
+    pool = {r["id"]: r for f in sorted(work.glob("pool_*.jsonl")) for r in read(f)}
     first: dict[str, dict] = {}
     second: dict[str, dict] = {}
     for f in sorted((work / "out").glob("*.jsonl")):
