@@ -36,7 +36,7 @@ def test_train_and_validation_are_disjoint_and_every_group_is_present(data):
     assert not _prompts(data["train"]) & val
     counts = data["provenance"]["counts"]
     assert set(counts) == {"judge_half", "saferlhf", "provider", "alignment", "alpaca", "gsm8k", "sst2", "agnews",
-                           "refusals"}
+                           "refusals", "degenerate", "offtopic", "discourage", "labeled"}
     # one generated refusal per distinct training harmful prompt of provider/judge_half, at most N_REFUSALS
     harmful = _prompts(e for e in data["train"] if e["harmful"] and e["source"] in ("provider", "judge_half"))
     assert counts["refusals"]["train"] == min(judge_data.N_REFUSALS, len(harmful)) > 1000
@@ -52,3 +52,29 @@ def test_refusal_phrasings_are_not_training_answers(data):
     assert not {" ".join(r.casefold().split()) for r in judge_data.REFUSALS} & answers
     pairs = judge_data.refusal_pairs(["a", "b", "c"])
     assert pairs[0] == ("a", judge_data.REFUSALS[0]) and pairs[2] == ("c", judge_data.REFUSALS[2])
+
+
+def test_training_data_shares_no_prompt_with_the_hand_labeled_test_and_calibration_splits(data, prepared_data):
+    from booster.evaluation.judge_labels import load_labels, part
+
+    rows = load_labels()
+    used = _prompts(data["train"]) | set().union(*(_prompts(v) for v in data["val"].values()))
+    for split in ("test", "calibration"):
+        assert not used & _prompts(part(rows, split)), split
+    # the train split is in, whole, with its labels
+    labeled = [e for e in data["train"] if e["source"] == "labeled"]
+    want = {(r["prompt"], r["answer"], bool(r["harmful"])) for r in part(rows, "train")}
+    assert {(e["prompt"], e["answer"], e["harmful"]) for e in labeled} == want
+    assert data["provenance"]["labeled"]["kept"] == len(want) >= 300
+
+
+def test_counterfactual_answers_are_safe_answers_to_training_harmful_prompts(data):
+    harmful = _prompts(e for e in data["train"] if e["harmful"] and e["source"] in ("provider", "judge_half"))
+    for kind in judge_data.COUNTERFACTUAL_KINDS:
+        ex = [e for e in data["train"] if e["source"] == kind]
+        assert len(ex) == judge_data.N_COUNTERFACTUAL
+        assert not any(e["harmful"] for e in ex)
+        assert _prompts(ex) <= harmful
+    # the same prompts get a harmful answer too: only the answer separates the labels
+    assert len(_prompts(e for e in data["train"] if e["source"] == "degenerate") & harmful) == judge_data.N_COUNTERFACTUAL
+    assert data["val"]["counterfactual"] and not any(e["harmful"] for e in data["val"]["counterfactual"])

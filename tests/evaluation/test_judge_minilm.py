@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from booster.errors import BoosterError
-from booster.evaluation.judge import DEFAULT_JUDGE_DIR, Judge, load_judge
+from booster.evaluation.judge import LEGACY_JUDGE_DIR as DEFAULT_JUDGE_DIR, Judge, load_judge
 from booster.evaluation.minilm_judge import WEIGHTS_FILE, MiniLMJudge
 from booster.io import sha256_file
 
@@ -18,7 +18,7 @@ from judge_fixture import FIXTURE, PAIRS, record
 
 @pytest.fixture(scope="module")
 def judge():
-    return load_judge("minilm")
+    return load_judge("minilm-judge")
 
 
 def test_committed_judge_scores_the_fixture_as_recorded(judge):

@@ -76,6 +76,10 @@ def test_grid_runs_caches_and_resumes_without_redoing_stages(tmp_path, prepared_
     protocol = json.loads((tmp_path / "run" / "protocol.json").read_text())
     assert protocol["judge"]["name"] == "test-keyword-judge" and "p_definition" in protocol
     assert protocol["data"]["pools"]["attacker_harmful"]["count"] > 0
+    # every row names the judge of its HS, and the report says which judge under each HS table
+    assert {r["judge_sha256"] for r in rows} == {protocol["judge"]["sha256"]}
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert report.count("HS judged by `test-keyword-judge`") >= 3
 
     # A larger grid reuses both aligned models and the p=0 attacks: only the new p trains.
     calls.clear()

@@ -66,3 +66,15 @@ def test_cost_table_compares_attack_stages_run_with_the_same_bf16_kernels():
     table = {r[0]: r for r in cost_table(rows)[1:]}
     assert table["lisa"][1:4] == ["attack", "450", "1.50"]  # the float32-products attack is left out
     assert table["booster"][1:4] == ["align", "100", "1.00"]  # alignment stages are all compared
+
+
+def test_judge_note_states_the_judges_measured_error_or_that_it_was_not_measured():
+    from booster.report.summary import judge_note
+
+    measured = {"name": "answer-judge", "sha256": "7f3ca0191543f64b", "threshold": 0.83694,
+                "hand_labeled_test": {"n": 471, "accuracy": 0.8132, "fnr": 0.2059, "fpr": 0.1761}}
+    note = judge_note(measured)
+    assert "`answer-judge`" in note and "7f3ca0191543" in note and "0.8369" in note
+    assert "471 hand-labeled answers" in note and "accuracy 81.3%" in note and "FNR 20.6%" in note
+    assert "FPR 17.6%" in note
+    assert "not measured" in judge_note({"name": "stand-in", "sha256": None})

@@ -58,6 +58,13 @@ def register(sub) -> None:
     b.add_argument("--out", help="write the result JSON here too")
     b.set_defaults(func=_bf16)
 
+    j = bsub.add_parser("judge", help="seconds to score answers of our own models, per judge")
+    j.add_argument("--judges", default="answer-judge,minilm-judge", help="comma-separated judge names or folders")
+    j.add_argument("--n", type=int, default=300, help="answers to score (hand-labeled calibration/test answers)")
+    j.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    j.add_argument("--out", help="write the result JSON here too")
+    j.set_defaults(func=_judge)
+
     m = bsub.add_parser("methods", help="per-method stage cost (wall time, peak memory) against SFT, "
                                         "under an experiment config's settings")
     m.add_argument("config", help="experiment YAML whose model, LoRA, training and method settings are used")
@@ -67,6 +74,21 @@ def register(sub) -> None:
     m.add_argument("--steps", type=int, default=4, help="timed optimizer steps per method (after one warm-up)")
     m.add_argument("--out", help="write the result JSON here too")
     m.set_defaults(func=_methods)
+
+
+def _judge(args) -> int:
+    from booster import io
+    from booster.bench.judge import main_judge
+    from booster.errors import BoosterError
+
+    if args.n < 1:
+        raise BoosterError(f"--n must be >= 1, got {args.n}")
+    result = main_judge([j for j in args.judges.split(",") if j.strip()], args.n, args.threads)
+    for row in result["rows"]:
+        print(json.dumps(row))
+    if args.out:
+        io.write_json(args.out, result)
+    return 0
 
 
 def _generation(args) -> int:

@@ -16,8 +16,8 @@ def register(sub) -> None:
     p.add_argument("--adapter", help="LoRA adapter folder (safetensors) to apply")
     p.add_argument("--tasks", default="hs,sst2", help="comma-separated: hs,hs_val,advbench,sst2,agnews,gsm8k,over_refusal")
     p.add_argument("--data", default="work/data", help="prepared data folder (default: work/data)")
-    p.add_argument("--judge", default="minilm",
-                   help="moderation judge: minilm, a judge folder, an HF id, or none (score later with --rescore)")
+    p.add_argument("--judge", default="answer-judge",
+                   help="moderation judge: answer-judge (default), minilm-judge (the first, for comparison), a judge folder, an HF id, or none (score later with --rescore)")
     p.add_argument("--limit", type=int, help="prompts per task (default: the task's own)")
     p.add_argument("--max-new-tokens", type=int, default=128, help="new tokens per answer of hs/hs_val/advbench/over_refusal (default 128; paper 512); "
                         "sst2 and agnews use 8, gsm8k 256")

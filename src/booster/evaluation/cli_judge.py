@@ -1,7 +1,7 @@
 """``booster judge train | eval``: the moderation judge behind the harmful score.
 
-    booster judge train [--data DIR] [--out DIR]     # reproduces judges/minilm-judge (~30-45 min, 2 CPU cores)
-    booster judge eval  [--data DIR] [--judge DIR]   # eval-half metrics + refusal / held-out harmful checks
+    booster judge train [--data DIR] [--out DIR]     # reproduces judges/answer-judge (see its judge.json for the time)
+    booster judge eval  [--data DIR] [--judge NAME]  # hand-labeled test split, suites, eval half (docs/judging.md)
 """
 
 from __future__ import annotations
@@ -15,32 +15,37 @@ def register(subparsers) -> None:
         "judge", help="train or evaluate the moderation judge of the harmful score",
         description="The harmful score is the share of answers to harmful prompts that a moderation "
                     "judge flags. 'train' reproduces the committed CPU judge; 'eval' measures a judge on "
-                    "the BeaverTails eval half, beside beaver-dam-7b's published error rates.",
+                    "hand-labeled answers of this project's models, behavioural suites and the BeaverTails "
+                    "eval half, beside beaver-dam-7b's published error rates.",
     )
     sub = judge.add_subparsers(dest="judge_command", metavar="SUBCOMMAND", parser_class=type(judge))
     sub.required = True
 
     t = sub.add_parser("train", help="train the MiniLM judge (LoRA + head) and calibrate its threshold",
-                       description="Train on the judge's data (judge_half, provider_harmful, alignment, "
-                                   "benign answers, SafeRLHF; never eval_half or attacker_harmful), "
-                                   "calibrate the threshold on the held-out validation part, and write "
+                       description="Start from the first judge (judges/minilm-judge), train on the judge's "
+                                   "data (judge_half, provider_harmful, alignment, benign answers, SafeRLHF, "
+                                   "counterfactual safe answers, the train split of judges/labels; never "
+                                   "eval_half, attacker_harmful or validation prompts), calibrate the "
+                                   "threshold on the calibration split of judges/labels, and write "
                                    "OUT/judge.safetensors + OUT/judge.json.")
     t.add_argument("--data", type=Path, default=None, help="prepared data folder (default: work/data)")
     t.add_argument("--source", type=Path, default=None,
                    help="raw-data folder with saferlhf/safe_rlhf_2000.jsonl (default: $BOOSTER_DATA_SOURCE "
                         "or ../shared/data)")
-    t.add_argument("--out", type=Path, default=None, help="judge folder to write (default: work/judge/minilm-judge)")
-    t.add_argument("--epochs", type=float, default=None, help="passes over the weighted mixture (default 2)")
+    t.add_argument("--out", type=Path, default=None, help="judge folder to write (default: work/judge/answer-judge)")
+    t.add_argument("--epochs", type=float, default=None, help="passes over the weighted mixture (default 1)")
     t.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     t.add_argument("--no-progress", action="store_true", help="hide progress bars")
     t.set_defaults(func=_train)
 
-    e = sub.add_parser("eval", help="eval-half accuracy/FNR/FPR/AUROC and the refusal / harmful checks",
-                       description="Score the eval half of BeaverTails 30k_test (never used for training or "
-                                   "selection), a refusal set and the attacker's held-out harmful answers.")
+    e = sub.add_parser("eval", help="error on hand-labeled answers, behavioural suites, eval-half metrics",
+                       description="Score the test split of the hand-labeled answers (judges/labels), a suite "
+                                   "of degenerate answers and one of unseen refusal wordings under the "
+                                   "harmful-score prompts, the attacker's held-out harmful answers and the eval "
+                                   "half of BeaverTails 30k_test; none of them is used for training or selection.")
     e.add_argument("--data", type=Path, default=None, help="prepared data folder (default: work/data)")
-    e.add_argument("--judge", default="minilm",
-                   help="'minilm' (committed, judges/minilm-judge), a judge folder, or a hub id "
+    e.add_argument("--judge", default="answer-judge",
+                   help="'answer-judge' (committed default), 'minilm-judge' (the first judge), a judge folder, or a hub id "
                         "(PKU-Alignment/beaver-dam-7b, a Llama Guard id)")
     e.add_argument("--out", type=Path, default=None,
                    help="JSON file for the results (default: work/judge/eval-<judge name>.json)")
@@ -68,7 +73,7 @@ def _train(args) -> int:
         raise BoosterError(f"--threads must be >= 1, got {args.threads}")
     if args.source is not None and not args.source.is_dir():
         raise BoosterError(f"--source {args.source}: folder does not exist")
-    out = args.out if args.out is not None else default_work_dir() / "judge" / "minilm-judge"
+    out = args.out if args.out is not None else default_work_dir() / "judge" / "answer-judge"
 
     import torch
 
@@ -80,11 +85,14 @@ def _train(args) -> int:
     if args.epochs is not None:
         cfg.epochs = args.epochs
     record = train_judge(data, out, args.source, cfg, progress=not args.no_progress)
-    v = record["validation"]["beavertails_like"]
+    v = record["validation"]["calibration"]
     print(json.dumps({"out": str(out), "sha256": record["sha256"], "threshold": record["threshold"],
-                      "validation_accuracy": v["accuracy"], "validation_fnr": v["fnr"],
-                      "validation_fpr": v["fpr"], "validation_auroc": v["auroc"],
-                      "train_seconds": record["training"]["train_seconds"]}, indent=2))
+                      "calibration_accuracy": v["accuracy"], "calibration_fnr": v["fnr"],
+                      "calibration_fpr": v["fpr"], "train_seconds": record["training"]["train_seconds"]}, indent=2))
+    if "evaluation" in record:
+        from booster.evaluation.judge_train import format_report
+
+        print(format_report({"judge": {"name": record["name"], "sha256": record["sha256"]}, **record["evaluation"]}))
     return 0
 
 

@@ -115,7 +115,7 @@ class EvalConfig:
     adapter: str | None = option(None, "LoRA adapter folder (peft, safetensors) applied on top of the model")
     tasks: str = option("hs,sst2", "comma-separated task names (see booster.evaluation.tasks.TASKS)")
     data: str = option("work/data", "prepared data folder (booster data prepare)")
-    judge: str = option("minilm", "moderation judge: 'minilm' (committed), a judge folder, an HF id, or 'none' "
+    judge: str = option("answer-judge", "moderation judge: 'answer-judge' (committed default), 'minilm-judge' (the first, for comparison), a judge folder, an HF id, or 'none' "
                                   "(generate now, score later with `booster eval --rescore`)")
     limit: int | None = option(None, "prompts per task (default: each task's own; paper: 1000 for HS)")
     max_new_tokens: int = option(128, "new tokens per answer unless the task caps it (paper: 512)")

@@ -4,7 +4,8 @@ A judge scores (question, answer) pairs with the probability that the answer is 
 flags a pair when that probability reaches its calibrated threshold. The harmful score (HS) of
 a model is the share of its answers to harmful prompts that the judge flags.
 
-    judge = load_judge("minilm")                 # the committed CPU judge (judges/minilm-judge)
+    judge = load_judge("answer-judge")           # the default CPU judge (judges/answer-judge)
+    judge = load_judge("minilm-judge")           # the first CPU judge, kept for comparison
     judge = load_judge("path/to/judge-folder")   # a judge trained with `booster judge train`
     judge = load_judge("PKU-Alignment/beaver-dam-7b")   # the papers' judge (GPU, hub access)
     judge = load_judge("meta-llama/Llama-Guard-3-8B")   # any Llama Guard (chat template)
@@ -12,7 +13,9 @@ a model is the share of its answers to harmful prompts that the judge flags.
     flags = judge.flag_from_scores(probs)
 
 ``identity()`` is what results record: a name, the sha256 of the judge's weights (or the hub
-revision) and the threshold, so two harmful scores are comparable only when they share it.
+revision), the threshold and, where measured, its error on the hand-labeled test answers, so
+two harmful scores are comparable only when they share it. ``docs/judging.md`` says what a
+harmful answer is and how the default judge was measured.
 """
 
 from __future__ import annotations
@@ -26,14 +29,17 @@ from booster.paths import REPO_ROOT
 
 Pair = tuple[str, str]
 
-# The committed judge (weights + record), evaluated without training on a fresh machine.
-DEFAULT_JUDGE_DIR = REPO_ROOT / "judges" / "minilm-judge"
+# The committed judges (weights + record), evaluated without training on a fresh machine.
+DEFAULT_JUDGE = "answer-judge"
+DEFAULT_JUDGE_DIR = REPO_ROOT / "judges" / "answer-judge"
+# The first judge (reads the question more than the answer: see docs/judging.md); loadable by
+# name to compare, and the start point of `booster judge train`.
+LEGACY_JUDGE_DIR = REPO_ROOT / "judges" / "minilm-judge"
 JUDGE_RECORD = "judge.json"
 
 # Short names accepted by load_judge (besides folders and hub ids).
+COMMITTED = {"answer-judge": DEFAULT_JUDGE_DIR, "minilm-judge": LEGACY_JUDGE_DIR, "minilm": LEGACY_JUDGE_DIR}
 ALIASES = {
-    "minilm": "committed",
-    "minilm-judge": "committed",
     "beaver-dam": "PKU-Alignment/beaver-dam-7b",
     "beaver-dam-7b": "PKU-Alignment/beaver-dam-7b",
     "llama-guard": "meta-llama/Llama-Guard-3-8B",
@@ -106,23 +112,23 @@ def is_hub_id(spec: str) -> bool:
     return len(parts) == 2 and all(parts) and not Path(spec).expanduser().exists() and not spec.startswith(".")
 
 
-def load_judge(spec: str | os.PathLike = "minilm", **kwargs) -> BaseJudge:
+def load_judge(spec: str | os.PathLike = DEFAULT_JUDGE, **kwargs) -> BaseJudge:
     """A judge from a short name, a judge folder (``judge.json`` inside) or a hub id.
 
     Hub ids whose name contains ``beaver-dam`` load :class:`~booster.evaluation.hf_judges.BeaverDamJudge`;
     names containing ``guard`` load :class:`~booster.evaluation.hf_judges.LlamaGuardJudge`.
     ``kwargs`` go to the judge's loader (e.g. ``device``, ``dtype`` for hub judges)."""
     spec_s = str(spec)
-    target = ALIASES.get(spec_s.casefold(), spec_s)
-    if target == "committed":
+    if spec_s.casefold() in COMMITTED:
         from booster.evaluation.minilm_judge import MiniLMJudge
 
-        return MiniLMJudge.load(DEFAULT_JUDGE_DIR, **kwargs)
+        return MiniLMJudge.load(COMMITTED[spec_s.casefold()], **kwargs)
+    target = ALIASES.get(spec_s.casefold(), spec_s)
     path = Path(target).expanduser()
     if path.is_dir() or (not is_hub_id(target)):
         if not path.is_dir():
             raise BoosterError(
-                f"judge '{spec_s}': no such judge folder (use 'minilm', a folder with {JUDGE_RECORD}, "
+                f"judge '{spec_s}': no such judge folder (use {' or '.join(repr(n) for n in COMMITTED)}, a folder with {JUDGE_RECORD}, "
                 "or a hub id such as PKU-Alignment/beaver-dam-7b)")
         from booster.evaluation.minilm_judge import MiniLMJudge
 

