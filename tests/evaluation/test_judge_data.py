@@ -42,7 +42,11 @@ def test_train_and_validation_are_disjoint_and_every_group_is_present(data):
     assert counts["refusals"]["train"] == min(judge_data.N_REFUSALS, len(harmful)) > 1000
     assert _prompts(e for e in data["train"] if e["source"] == "refusals") <= harmful
     assert counts["judge_half"]["train"] + counts["judge_half"]["val"] == 1520
-    assert counts["provider"]["val"] == 500 and counts["provider"]["train_harmful"] == counts["provider"]["train"]
+    # 500 validation prompts, less those of hand-labeled training answers (their prompts train)
+    labeled = _prompts(e for e in data["train"] if e["source"] == "labeled")
+    assert not labeled & _prompts(data["val"]["provider"])
+    assert 450 <= counts["provider"]["val"] <= 500 and counts["provider"]["train"] + counts["provider"]["val"] == 5372
+    assert counts["provider"]["train_harmful"] == counts["provider"]["train"]
     labels = {e["harmful"] for e in data["train"]}
     assert labels == {True, False}
 
