@@ -151,6 +151,11 @@ def train_judge(data_dir: str | Path, out_dir: str | Path, source_dir: str | Pat
     judge = MiniLMJudge(net, tok, cfg.arch, t)
     cfg_d = asdict(cfg)
     cfg_d["arch"]["lora_targets"] = list(cfg.arch.lora_targets)
+    if cfg.init is not None:  # a committed judge is recorded by its place in the repository
+        from booster.paths import REPO_ROOT
+
+        init_path = Path(cfg.init).resolve()
+        cfg_d["init"] = str(init_path.relative_to(REPO_ROOT)) if init_path.is_relative_to(REPO_ROOT) else str(init_path)
     init = None
     if cfg.init is not None:
         import json
