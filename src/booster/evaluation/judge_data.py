@@ -19,7 +19,8 @@ degenerate,   counterfactual safe answers (judge_suites) for  safe   the same ki
 offtopic,     3 x 1,200 training harmful prompts                     validation harmful prompts
 discourage
 labeled       judges/labels, split ``train``: hand-labeled    both   none (their prompts are
-              SmolLM2 answers to judge_half / AdvBench               never held out)
+              SmolLM2 answers to judge_half, provider and            never held out)
+              AdvBench prompts
 ============  ==============================================  =====  =======================
 
 The hand-labeled ``calibration`` split (answers to eval-half prompts) chooses the threshold and

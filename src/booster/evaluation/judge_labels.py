@@ -18,8 +18,8 @@ The split is by prompt, so no prompt has answers in two parts:
   committed runs; nothing is trained or tuned on it; ``booster judge eval`` reports on it.
 - ``calibration``: answers to the other half of those prompts; the threshold is chosen on it.
   Its prompts belong to the BeaverTails evaluation half, so it is never training data.
-- ``train``: answers of SmolLM2 to prompts from the judge's own training side (``judge_half``)
-  and to AdvBench behaviours (in no evaluation pool); the judge trains on it.
+- ``train``: answers of SmolLM2 to prompts from the judge's own training side (``judge_half``,
+  ``provider_harmful``) and to AdvBench behaviours (in no evaluation pool); the judge trains on it.
 
 The development part of the issue that asked for this set is ``train`` + ``calibration``.
 """
