@@ -56,14 +56,15 @@ def _run(args) -> int:
 
 def _report(args) -> int:
     from booster.errors import BoosterError
+    from booster.report.load import load_run
     from booster.report.summary import write_report
 
     out = Path(args.run_dir)
-    files = {name: out / f"{name}.json" for name in ("summary", "histories", "protocol")}
-    for name, path in files.items():
-        if not path.is_file():
-            raise BoosterError(f"'{out}' is not a run folder: {path.name} is missing")
-    data = {name: json.loads(path.read_text(encoding="utf-8")) for name, path in files.items()}
-    write_report(out, data["summary"], data["histories"], data["protocol"])
+    # every file is checked before the first plot is written: bad input leaves the old report as it was
+    rows, histories, protocol = load_run(out)
+    try:
+        write_report(out, rows, histories, protocol)
+    except OSError as e:
+        raise BoosterError(f"cannot write the report into '{out}': {e.strerror or e}") from None
     print(f"wrote {out / 'report.md'}, {out / 'report.html'} and plots")
     return 0

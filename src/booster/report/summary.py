@@ -1,13 +1,18 @@
 """Markdown/HTML report and PNG plots of an experiment's summary rows.
 
-Table layout follows the Booster paper's Table 1: one row per method, harmful score (HS) for
-each harmful share p and their average, then fine-tune accuracy (FA) the same way; one table
-per (task, n). With several seeds a cell reads ``mean ± std`` (sample standard deviation).
+No harmful score (HS) is shown alone: each (task, n) section opens with a table of HS,
+over-refusal and fine-tune accuracy (FA) of every model before and after the attack, and the
+report warns about aligned models whose low HS is refusal or a broken task rather than safety
+(rules: ``OVER_REFUSAL_LIMIT``, ``FA_NEAR_ZERO``, ``FA_MARGIN``).
+
+The after-attack table follows the Booster paper's Table 1: one row per method, HS for each
+harmful share p and their average, then FA the same way; a second table with the same rows gives
+over-refusal. With several seeds a cell reads ``mean ± std`` (sample standard deviation).
+The HTML page is rendered from the Markdown text (``booster.report.markdown``).
 """
 
 from __future__ import annotations
 
-import html
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -43,13 +48,153 @@ def paper_table(rows: list[dict], task: str, n: int) -> list[list[str]]:
         for metric in ("hs", "fa"):
             means = []
             for p in ps:
-                vals = [r[metric] for r in by[(m, p)]]
+                vals = [r[metric] for r in by[(m, p)] if r.get(metric) is not None]
                 line.append(_cell(vals))
                 if vals:
                     means.append(statistics.mean(vals))
             line.append(f"{statistics.mean(means):.1f}" if means else "–")
         table.append(line)
     return table
+
+
+# A report must not let a model that refuses everything, or cannot do the task at all, read as
+# safe: its HS is low because it says no, not because it resists harmful fine-tuning. Before the
+# attack the aligned model is what a defense hands over, so that is where these rules look.
+# Over-refusal above half of the harmless instructions: the model is mostly a refuser.
+OVER_REFUSAL_LIMIT = 50.0
+# FA "near zero": below this many points...
+FA_NEAR_ZERO = 10.0
+# ...while the unaligned base model scores at least this many points more on the same task, so the
+# task was learnable and alignment broke it (on GSM8K a 135M base model scores ~0 itself, and an
+# aligned model's 0 there says nothing about alignment). Without an unaligned row, FA < 10 alone.
+FA_MARGIN = 10.0
+
+# the three numbers every HS stands beside: (summary key, label, plot colour)
+_TRIO = (("hs", "HS", "tab:red"), ("over_refusal", "over-refusal", "tab:orange"), ("fa", "FA", "tab:blue"))
+
+_OVER_REFUSAL_TASKS = ("over_refusal", "over_refusal_val")  # the test set first, as the grid reads it
+
+
+def with_before_attack(rows: list[dict], protocol: dict) -> list[dict]:
+    """Rows with ``over_refusal_before_attack`` filled in where the row does not carry it: for a
+    model that was not attacked it is its own over-refusal; for an attacked run it is the
+    over-refusal evaluation of its aligned model (``align_key``) with no attack, from the
+    protocol's stage records. Left None when neither is recorded (printed "–", never guessed)."""
+    before = {}
+    for rec in reversed(protocol.get("stages") or []):  # reversed: the first record wins
+        if not isinstance(rec, dict) or rec.get("stage") != "eval" or rec.get("attack") is not None:
+            continue
+        metrics = rec.get("metrics")
+        value = metrics.get("over_refusal") if isinstance(metrics, dict) else None
+        if rec.get("task") in _OVER_REFUSAL_TASKS and isinstance(value, (int, float)) and isinstance(rec.get("align"), str):
+            rank = _OVER_REFUSAL_TASKS.index(rec["task"])
+            if rec["align"] not in before or rank <= before[rec["align"]][0]:
+                before[rec["align"]] = (rank, float(value))
+    out = []
+    for r in rows:
+        if r.get("over_refusal_before_attack") is None:
+            if r.get("p") is None:
+                value = r.get("over_refusal")
+            else:
+                value = before.get(r.get("align_key"), (None, None))[1]
+            r = {**r, "over_refusal_before_attack": value}
+        out.append(r)
+    return out
+
+
+def _mean_of(rows: list[dict], key: str) -> float | None:
+    vals = [r[key] for r in rows if r.get(key) is not None]
+    return statistics.mean(vals) if vals else None
+
+
+def _avg_over_p(rows: list[dict], key: str) -> float | None:
+    """Mean over p of the per-p means (the paper table's "avg" columns)."""
+    per_p = [_mean_of([r for r in rows if r["p"] == p], key) for p in sorted({r["p"] for r in rows})]
+    per_p = [v for v in per_p if v is not None]
+    return statistics.mean(per_p) if per_p else None
+
+
+def _num(v: float | None) -> str:
+    return "–" if v is None else f"{v:.1f}"
+
+
+def _references(rows: list[dict], task: str) -> list[dict]:
+    """The rows of models that were not attacked (the unaligned base model) for ``task``."""
+    return [r for r in rows if r.get("p") is None and r["task"] == task]
+
+
+def before_after_table(rows: list[dict], task: str, n: int) -> list[list[str]]:
+    """One line per model: HS, over-refusal and FA of the aligned model before the attack, and
+    the same three after it (mean over p, as the paper table's averages); the unaligned base
+    model first, as the reference."""
+    attacked = [r for r in rows if r.get("p") is not None and r["task"] == task and r["n"] == n]
+    table = [["method", "HS before", "over-refusal before", "FA before",
+              "HS after", "over-refusal after", "FA after"]]
+    for method in dict.fromkeys(r["method"] for r in _references(rows, task)):
+        # a model that was not attacked: its own metrics are its "before"
+        mine = [r for r in _references(rows, task) if r["method"] == method]
+        table.append([f"{method} (not attacked)"] + [_num(_mean_of(mine, k)) for k in ("hs", "over_refusal", "fa")]
+                     + ["–", "–", "–"])
+    for method in dict.fromkeys(r["method"] for r in attacked):
+        mine = [r for r in attacked if r["method"] == method]
+        table.append([method] + [_num(_mean_of(mine, k)) for k in
+                                 ("hs_before_attack", "over_refusal_before_attack", "fa_before_attack")]
+                     + [_num(_avg_over_p(mine, k)) for k in ("hs", "over_refusal", "fa")])
+    return table
+
+
+def over_refusal_table(rows: list[dict], task: str, n: int) -> list[list[str]]:
+    """Over-refusal after the attack, per p and averaged: its lines match the paper table's."""
+    attacked = [r for r in rows if r.get("p") is not None and r["task"] == task and r["n"] == n]
+    ps = sorted({r["p"] for r in attacked})
+    table = [["method"] + [f"over-refusal p={p:g}" for p in ps] + ["over-refusal avg"]]
+    for method in dict.fromkeys(r["method"] for r in attacked):
+        mine = [r for r in attacked if r["method"] == method]
+        cells = [_cell([r["over_refusal"] for r in mine if r["p"] == p and r.get("over_refusal") is not None])
+                 for p in ps]
+        table.append([method] + cells + [_num(_avg_over_p(mine, "over_refusal"))])
+    return table
+
+
+def _names(items: list[tuple[str, str]]) -> str:
+    parts = [f"{m} ({v})" for m, v in items]
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def flattery_warnings(rows: list[dict]) -> list[str]:
+    """One line per way the aligned models of ``rows`` can look safe without being useful (rules:
+    the module constants above); empty when none applies."""
+    attacked = [r for r in rows if r.get("p") is not None]
+    lines = []
+    refusing = []
+    for method in dict.fromkeys(r["method"] for r in attacked):
+        v = _mean_of([r for r in attacked if r["method"] == method], "over_refusal_before_attack")
+        if v is not None and v > OVER_REFUSAL_LIMIT:
+            refusing.append((method, f"{v:.0f}%"))
+    if refusing:
+        lines.append(f"**Warning:** before the attack, the aligned models of {_names(refusing)} refuse more than "
+                     f"{OVER_REFUSAL_LIMIT:.0f}% of harmless instructions: their low HS there is refusal, not safety.")
+    for task in dict.fromkeys(r["task"] for r in attacked):
+        ref = _mean_of(_references(rows, task), "fa")
+        broken = []
+        for method in dict.fromkeys(r["method"] for r in attacked if r["task"] == task):
+            fa = _mean_of([r for r in attacked if r["method"] == method and r["task"] == task], "fa_before_attack")
+            if fa is not None and fa < FA_NEAR_ZERO and (ref is None or fa <= ref - FA_MARGIN):
+                broken.append((method, f"FA {fa:.1f}"))
+        if broken:
+            than = f" while the unaligned model scores {ref:.1f}" if ref is not None else ""
+            lines.append(f"**Warning:** before the attack, the aligned models of {_names(broken)} score FA near zero "
+                         f"on {task}{than}: they cannot do the task, so their HS says nothing about a model "
+                         f"anyone could use.")
+    return lines
+
+
+def flattery_rule() -> str:
+    return (f"Warnings flag an aligned model, before the attack, that refuses more than {OVER_REFUSAL_LIMIT:.0f}% "
+            f"of harmless instructions (over-refusal), or scores FA below {FA_NEAR_ZERO:.0f} points on a task "
+            f"where the unaligned model scores at least {FA_MARGIN:.0f} points more (FA below "
+            f"{FA_NEAR_ZERO:.0f} alone when there is no unaligned row): such a model's low HS is refusal or "
+            f"breakage, not safety.")
 
 
 def _seed_bars(ax, xs, means, cells, color) -> None:
@@ -69,8 +214,8 @@ def cost_table(rows: list[dict]) -> list[list[str]]:
         return []
 
     def stage_of(r):
-        return ("attack", r["attack_seconds"], r.get("attack_peak_rss_mb")) if r.get("finetune") == "lisa" \
-            else ("align", r["align_seconds"], r.get("align_peak_rss_mb"))
+        return ("attack", r.get("attack_seconds"), r.get("attack_peak_rss_mb")) if r.get("finetune") == "lisa" \
+            else ("align", r.get("align_seconds"), r.get("align_peak_rss_mb"))
 
     def mean(vals):
         vals = [v for v in vals if v is not None]
@@ -83,8 +228,8 @@ def cost_table(rows: list[dict]) -> list[list[str]]:
     kernels = statistics.mode([r.get("bf16_kernels") for r in sft])
     attacked = [r for r in attacked if stage_of(r)[0] == "align" or r.get("bf16_kernels") == kernels]
     sft = [r for r in sft if r.get("bf16_kernels") == kernels]
-    base = {"align": (mean([r["align_seconds"] for r in sft]), mean([r.get("align_peak_rss_mb") for r in sft])),
-            "attack": (mean([r["attack_seconds"] for r in sft]), mean([r.get("attack_peak_rss_mb") for r in sft]))}
+    base = {"align": (mean([r.get("align_seconds") for r in sft]), mean([r.get("align_peak_rss_mb") for r in sft])),
+            "attack": (mean([r.get("attack_seconds") for r in sft]), mean([r.get("attack_peak_rss_mb") for r in sft]))}
     table = [["method", "stage", "seconds", "× SFT time", "peak RSS (MB)", "× SFT memory"]]
     for m in dict.fromkeys(r["method"] for r in attacked):
         mine = [r for r in attacked if r["method"] == m]
@@ -92,6 +237,8 @@ def cost_table(rows: list[dict]) -> list[list[str]]:
         secs = mean([stage_of(r)[1] for r in mine])
         mem = mean([stage_of(r)[2] for r in mine])
         b_secs, b_mem = base[stage]
+        if secs is None:  # a summary without stage costs (older runs, hand-made rows)
+            continue
         table.append([m, stage, f"{secs:.0f}", f"{secs / b_secs:.2f}" if b_secs else "–",
                       f"{mem:.0f}" if mem else "–", f"{mem / b_mem:.2f}" if mem and b_mem else "–"])
     return table
@@ -104,8 +251,9 @@ def _markdown(table: list[list[str]]) -> str:
 
 
 def detail_table(rows: list[dict]) -> list[list[str]]:
-    keys = ["method", "task", "n", "p", "seed", "hs", "hs_plus", "fa", "hs_before_attack", "fa_before_attack",
-            "refusal_rate", "over_refusal"]
+    # each model's HS beside its over-refusal and FA: before the attack, then after it
+    keys = ["method", "task", "n", "p", "seed", "hs_before_attack", "over_refusal_before_attack", "fa_before_attack",
+            "hs", "hs_plus", "over_refusal", "fa", "refusal_rate"]
     def fmt(key, v):
         if v is None:
             return "–"
@@ -150,12 +298,16 @@ def plot_hs_vs_p(rows: list[dict], task: str, n: int, path: Path) -> None:
     attacked = [r for r in rows if r.get("p") is not None and r["task"] == task and r["n"] == n]
     for m in dict.fromkeys(r["method"] for r in attacked):
         ps = sorted({r["p"] for r in attacked if r["method"] == m})
-        cells = [[r["hs"] for r in attacked if r["method"] == m and r["p"] == p] for p in ps]
+        cells = [[r["hs"] for r in attacked if r["method"] == m and r["p"] == p and r.get("hs") is not None]
+                 for p in ps]
+        ps, cells = [p for p, c in zip(ps, cells) if c], [c for c in cells if c]
+        if not cells:
+            continue
         means = [statistics.mean(c) for c in cells]
         line, = ax.plot(ps, means, marker="o", label=m)
         _seed_bars(ax, ps, means, cells, color=line.get_color())
     for r in rows:
-        if r["method"] == "unaligned" and r["task"] == task:
+        if r["method"] == "unaligned" and r["task"] == task and r.get("hs") is not None:
             ax.axhline(r["hs"], color="grey", linestyle=":", label="unaligned, no attack")
     ax.set_xlabel("harmful share p in the user's data")
     ax.set_ylabel("harmful score (%)")
@@ -168,24 +320,28 @@ def plot_hs_vs_p(rows: list[dict], task: str, n: int, path: Path) -> None:
 
 
 def plot_before_after(rows: list[dict], task: str, n: int, path: Path) -> float:
-    """Bars per method: HS of the aligned model, HS after the attack at p=0.1 (else the largest p;
-    mean over seeds, error bar: sample std) and FA after it. Returns the p drawn."""
+    """Bars per method: HS, over-refusal and FA of the aligned model before the attack (hatched)
+    and after it at p=0.1 (else the largest p; mean over seeds, error bar: sample std), so that no
+    HS is drawn without the refusals and task accuracy of the same model. A value not recorded is
+    not drawn. Returns the p drawn."""
     attacked = [r for r in rows if r.get("p") is not None and r["task"] == task and r["n"] == n]
     ps = sorted({r["p"] for r in attacked})
     p = 0.1 if 0.1 in ps else ps[-1]
     methods = list(dict.fromkeys(r["method"] for r in attacked))
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(1.6 * len(methods) + 2.5, 3.8))
-    width = 0.27
-    series = (("hs_before_attack", "HS before attack"), ("hs", f"HS after attack (p={p:g})"),
-              ("fa", f"FA after attack (p={p:g})"))
-    for j, (key, label) in enumerate(series):
+    fig, ax = plt.subplots(figsize=(2.0 * len(methods) + 3.0, 3.8))
+    width = 0.13
+    series = [(f"{key}_before_attack", f"{name} before attack", color, "//") for key, name, color in _TRIO] + \
+             [(key, f"{name} after attack (p={p:g})", color, None) for key, name, color in _TRIO]
+    for j, (key, label, color, hatch) in enumerate(series):
         cells = [[r[key] for r in attacked if r["method"] == m and r["p"] == p and r.get(key) is not None]
                  for m in methods]
+        xs = [i + (j - 2.5) * width for i in range(len(methods))]
+        drawn = [i for i, c in enumerate(cells) if c]
         means = [statistics.mean(c) if c else 0.0 for c in cells]
-        xs = [i + (j - 1) * width for i in range(len(methods))]
-        ax.bar(xs, means, width, label=label)
-        if key != "hs_before_attack":  # one aligned model per method: its rows repeat one number
+        ax.bar([xs[i] for i in drawn], [means[i] for i in drawn], width, label=label, color=color, hatch=hatch,
+               alpha=0.55 if hatch else 1.0, edgecolor=color)
+        if hatch is None:  # one aligned model per method: its "before" rows repeat one number
             _seed_bars(ax, xs, means, cells, color="black")
     ax.set_xticks(range(len(methods)), methods)
     ax.set_ylabel("%")
@@ -247,72 +403,89 @@ def judge_note(judge: dict) -> str:
             f"accuracy {100 * t['accuracy']:.1f}%, FNR {100 * t['fnr']:.1f}%, FPR {100 * t['fpr']:.1f}%.")
 
 
+def _dig(d, *keys, default="?"):
+    """A nested protocol value, or ``default`` when any level is missing (the report still renders
+    for a protocol.json written by an older version or edited by hand)."""
+    for key in keys:
+        if not isinstance(d, dict) or d.get(key) is None:
+            return default
+        d = d[key]
+    return d
+
+
+def _intro(protocol: dict, judge: dict) -> str:
+    cfg = protocol.get("config") or {}
+    return (f"Model `{_dig(cfg, 'model')}` ({_dig(cfg, 'dtype')}), LoRA r={_dig(cfg, 'lora', 'rank')} "
+            f"α={_dig(cfg, 'lora', 'alpha')}, attack topology `{_dig(cfg, 'attack', 'topology')}`; harmful prompts: "
+            f"{_dig(protocol, 'harmful_prompts')} set, {_dig(cfg, 'eval', 'hs_prompts')} prompts, greedy, "
+            f"{_dig(cfg, 'eval', 'max_new_tokens')} new tokens; judge `{judge.get('name', '?')}` "
+            f"({str(judge.get('sha256', '?'))[:12]}); commit `{protocol.get('git_commit')}`.")
+
+
+def _warnings_block(rows: list[dict]) -> list[str]:
+    """The warning lines as a Markdown list, or nothing."""
+    lines = flattery_warnings(rows)
+    return ["\n".join(f"- {w}" for w in lines), ""] if lines else []
+
+
+def _group_markdown(out: Path, rows: list[dict], histories: dict, task: str, n: int, jnote: str) -> list[str]:
+    """The report's section for one (task, n): every HS first shown beside over-refusal and FA."""
+    attacked = [r for r in rows if r.get("p") is not None and r["task"] == task and r["n"] == n]
+    md = [f"## Before and after the attack: {task}, n={n}", "", _markdown(before_after_table(rows, task, n)), "",
+          "Before: the aligned model each method hands over (for a model that was not attacked, the model "
+          "itself); after: the attacked model, mean over p of the per-p means (per p below). HS is the "
+          "harmful score (lower is better), over-refusal the % of harmless instructions refused, FA the "
+          "fine-tune task accuracy; \"–\": not recorded.", ""]
+    md += _warnings_block(attacked + _references(rows, task))
+    md += [jnote, ""]
+    title = f"HS (lower is better) and FA after the attack: {task}, n={n}"
+    md += [f"## {title}", "", _markdown(paper_table(rows, task, n)), ""]
+    if len({r["p"] for r in attacked}) > 1:
+        image = f"hs_vs_p-{task}-n{n}.png"
+        plot_hs_vs_p(rows, task, n, out / image)
+        md += [f"![{title}]({image})", ""]
+    md += [jnote, ""]
+    md += [f"## Over-refusal after the attack: {task}, n={n}", "", _markdown(over_refusal_table(rows, task, n)), "",
+           "Lines as in the table above: each HS there has its model's over-refusal here.", ""]
+    bars = f"before_after-{task}-n{n}.png"
+    p_drawn = plot_before_after(rows, task, n, out / bars)
+    title = f"HS, over-refusal and FA before and after the attack (p={p_drawn:g}): {task}, n={n}"
+    md += [f"## {title}", "", f"![{title}]({bars})", "", jnote, ""]
+    note = seeds_note(rows, task, n)
+    if note:
+        md += [note, ""]
+    curves = f"attack_curves-{task}-n{n}.png"
+    if plot_curves(histories, task, n, out / curves):
+        title = f"Harmful training and testing loss during the attack: {task}, n={n}"
+        md += [f"## {title}", "", f"![{title}]({curves})", ""]
+    return md
+
+
 def write_report(out: Path, rows: list[dict], histories: dict, protocol: dict) -> None:
-    cfg = protocol["config"]
+    """report.md, report.html (rendered from the same Markdown) and the plots, into ``out``.
+    ``rows``/``histories``/``protocol`` as ``booster run`` writes them (see booster.report.load
+    for the checks applied to files read back)."""
+    from booster.report.markdown import page
+
+    rows = with_before_attack(rows, protocol)
     judge = protocol.get("judge") or {}
     jnote = judge_note(judge)
-    intro = (f"Model `{cfg['model']}` ({cfg['dtype']}), LoRA r={cfg['lora']['rank']} α={cfg['lora']['alpha']}, "
-             f"attack topology `{cfg['attack']['topology']}`; harmful prompts: {protocol['harmful_prompts']} set, "
-             f"{cfg['eval']['hs_prompts']} prompts, greedy, {cfg['eval']['max_new_tokens']} new tokens; judge "
-             f"`{judge.get('name', '?')}` ({str(judge.get('sha256', '?'))[:12]}); commit `{protocol.get('git_commit')}`.")
-    md = [f"# {cfg['name']}", "", intro, ""]
-    sections = []  # (title, table, image or None) for both renderings
+    name = str(_dig(protocol, "config", "name", default=out.name))
+    md = [f"# {name}", "", _intro(protocol, judge), ""]
+    warned = _warnings_block(rows)
+    md += warned + [("" if warned else "No warnings. ") + flattery_rule(), ""]
     for task, n in groups(rows):
-        several_p = len({r["p"] for r in rows if r.get("p") is not None and r["task"] == task and r["n"] == n}) > 1
-        image = f"hs_vs_p-{task}-n{n}.png" if several_p else None
-        if image:
-            plot_hs_vs_p(rows, task, n, out / image)
-        sections.append((f"HS (lower is better) and FA after the attack: {task}, n={n}", paper_table(rows, task, n), image))
-        sections.append((None, jnote, None))
-        bars = f"before_after-{task}-n{n}.png"
-        p_drawn = plot_before_after(rows, task, n, out / bars)
-        sections.append((f"HS before and after the attack (p={p_drawn:g}): {task}, n={n}", None, bars))
-        sections.append((None, jnote, None))
-        note = seeds_note(rows, task, n)
-        if note:
-            sections.append((None, note, None))
-        curves = f"attack_curves-{task}-n{n}.png"
-        if plot_curves(histories, task, n, out / curves):
-            sections.append((f"Harmful training and testing loss during the attack: {task}, n={n}", None, curves))
+        md += _group_markdown(out, rows, histories, task, n, jnote)
     cost = cost_table(rows)
-    if cost:
-        sections.append(("Cost of each defense's stage, relative to SFT", cost, None))
-        sections.append((None, "Wall time and peak resident memory of the stages as this grid ran them: thread "
-                               "count and machine load were not controlled; attack stages run with other bf16 kernels than most of "
-                               "SFT's (`bf16_kernels`) are left out. `booster bench methods CONFIG` "
-                               "measures the controlled ratios (BENCHMARKS.md).", None))
-    sections.append(("Every run", detail_table(rows), None))
-    sections.append((None, jnote, None))
-    for title, table, image in sections:
-        if title is None:  # a note under the section before
-            md += [table, ""]
-            continue
-        md += [f"## {title}", ""]
-        if table:
-            md += [_markdown(table), ""]
-        if image:
-            md += [f"![{title}]({image})", ""]
-    md += ["The full protocol (data pool sizes and hashes, p definition, configs, judge identity, package "
+    if len(cost) > 1:
+        md += ["## Cost of each defense's stage, relative to SFT", "", _markdown(cost), "",
+               "Wall time and peak resident memory of the stages as this grid ran them: thread count and machine "
+               "load were not controlled; attack stages run with other bf16 kernels than most of SFT's "
+               "(`bf16_kernels`) are left out. `booster bench methods CONFIG` measures the controlled ratios "
+               "(BENCHMARKS.md).", ""]
+    md += ["## Every run", "", _markdown(detail_table(rows)), "", jnote, "",
+           "The full protocol (data pool sizes and hashes, p definition, configs, judge identity, package "
            "versions, every stage's inputs) is in `protocol.json`.", ""]
-    io.write_text(out / "report.md", "\n".join(md))
-
-    esc = html.escape
-
-    def html_table(t):
-        head = "".join(f"<th>{esc(c)}</th>" for c in t[0])
-        body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in t[1:])
-        return f"<table border=1 cellpadding=4 style='border-collapse:collapse'><tr>{head}</tr>{body}</table>"
-
-    parts = [f"<h1>{esc(cfg['name'])}</h1><p>{esc(intro)}</p>"]
-    for title, table, image in sections:
-        if title is None:
-            parts.append(f"<p>{esc(table)}</p>")
-            continue
-        parts.append(f"<h2>{esc(title)}</h2>")
-        if table:
-            parts.append(html_table(table))
-        if image:
-            parts.append(f"<p><img src='{esc(image)}'></p>")
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(cfg['name'])}</title></head>"
-            f"<body style='font-family:sans-serif'>{''.join(parts)}</body></html>")
-    io.write_text(out / "report.html", page)
+    text = "\n".join(md)
+    io.write_text(out / "report.md", text)
+    io.write_text(out / "report.html", page(name, text))
