@@ -78,3 +78,80 @@ def test_judge_note_states_the_judges_measured_error_or_that_it_was_not_measured
     assert "471 hand-labeled answers" in note and "accuracy 81.3%" in note and "FNR 20.6%" in note
     assert "FPR 17.6%" in note
     assert "not measured" in judge_note({"name": "stand-in", "sha256": None})
+
+
+def aligned(method, over_refusal_before, fa_before, align_key, p=0.1, seed=0, hs=50.0, over_refusal=2.0):
+    return {**row(method, p, seed, hs, 85.0), "hs_before_attack": 1.0, "fa_before_attack": fa_before,
+            "over_refusal": over_refusal, "over_refusal_before_attack": over_refusal_before, "align_key": align_key}
+
+
+UNALIGNED = {"method": "unaligned", "task": "sst2", "n": None, "p": None, "seed": None, "hs": 32.0, "fa": 23.0,
+             "hs_before_attack": 32.0, "fa_before_attack": 23.0, "over_refusal": 0.0}
+
+
+def test_warning_names_the_aligned_model_that_refuses_most_harmless_instructions_and_only_it():
+    from booster.report.summary import flattery_warnings
+
+    rows = [UNALIGNED, aligned("refuser", 90.0, 60.0, "a"), aligned("helper", 5.0, 60.0, "b")]
+    lines = flattery_warnings(rows)
+    assert len(lines) == 1
+    assert "refuser (90%)" in lines[0] and "helper" not in lines[0]
+    assert "refuse more than 50% of harmless instructions" in lines[0] and "refusal, not safety" in lines[0]
+
+
+def test_warning_on_fa_near_zero_only_where_the_unaligned_model_could_do_the_task():
+    from booster.report.summary import FA_MARGIN, FA_NEAR_ZERO, flattery_warnings
+
+    rows = [UNALIGNED, aligned("broken", 5.0, 0.5, "a"), aligned("fine", 5.0, 40.0, "b")]
+    [line] = flattery_warnings(rows)
+    assert "broken (FA 0.5)" in line and "fine" not in line and "unaligned model scores 23.0" in line
+    # where the base model itself scores ~0 (GSM8K for a tiny model), FA 0 says nothing about alignment
+    hard = [{**UNALIGNED, "fa": FA_NEAR_ZERO - FA_MARGIN + 1.0}, aligned("broken", 5.0, 0.5, "a")]
+    assert flattery_warnings(hard) == []
+    # with no unaligned reference, FA below FA_NEAR_ZERO alone triggers it
+    assert "broken (FA 0.5)" in flattery_warnings([aligned("broken", 5.0, 0.5, "a")])[0]
+
+
+def test_over_refusal_before_the_attack_comes_from_the_aligned_models_own_evaluation():
+    from booster.report.summary import with_before_attack
+
+    protocol = {"stages": [
+        {"stage": "eval", "task": "over_refusal", "align": "a", "attack": None, "metrics": {"over_refusal": 91.0}},
+        {"stage": "eval", "task": "over_refusal", "align": "a", "attack": "k", "metrics": {"over_refusal": 3.0}},
+        {"stage": "eval", "task": "sst2", "align": "b", "attack": None, "metrics": {"fa": 1.0}}]}
+    rows = [aligned("sft", None, 0.0, "a"), aligned("booster", None, 0.0, "b"), UNALIGNED]
+    filled = with_before_attack(rows, protocol)
+    assert [r["over_refusal_before_attack"] for r in filled] == [91.0, None, 0.0]  # None: not recorded
+
+
+def test_before_after_table_puts_hs_beside_over_refusal_and_fa_and_prints_dashes_for_unrecorded():
+    from booster.report.summary import before_after_table, over_refusal_table
+
+    rows = [UNALIGNED, aligned("sft", 90.0, 0.0, "a", p=0.05, hs=40.0, over_refusal=4.0),
+            aligned("sft", 90.0, 0.0, "a", p=0.1, hs=60.0, over_refusal=2.0),
+            {**aligned("lisa", None, 0.0, "c"), "hs_before_attack": None}]
+    table = before_after_table(rows, "sst2", 500)
+    assert table[0] == ["method", "HS before", "over-refusal before", "FA before",
+                        "HS after", "over-refusal after", "FA after"]
+    assert table[1] == ["unaligned (not attacked)", "32.0", "0.0", "23.0", "–", "–", "–"]
+    assert table[2] == ["sft", "1.0", "90.0", "0.0", "50.0", "3.0", "85.0"]  # after: mean over p
+    assert table[3][:4] == ["lisa", "–", "–", "0.0"]
+    ort = over_refusal_table(rows, "sst2", 500)
+    assert [r[0] for r in ort[1:]] == [r[0] for r in paper_table(rows, "sst2", 500)[1:]] == ["sft", "lisa"]
+    assert ort[1] == ["sft", "4.0", "2.0", "3.0"]
+
+
+def test_report_shows_the_warning_and_over_refusal_beside_every_hs_table(tmp_path):
+    from booster.report.summary import write_report
+
+    rows = [UNALIGNED, aligned("refuser", 90.0, 60.0, "a", p=0.05), aligned("refuser", 90.0, 60.0, "a"),
+            aligned("helper", 5.0, 60.0, "b", p=0.05), aligned("helper", 5.0, 60.0, "b")]
+    write_report(tmp_path, rows, {"attack": []}, {"config": {"name": "t"}, "judge": {"name": "kw"}})
+    md = (tmp_path / "report.md").read_text()
+    warning = next(line for line in md.splitlines() if line.startswith("- **Warning:**"))
+    assert "refuser (90%)" in warning and "helper" not in warning
+    assert md.index("Warning") < md.index("## Before and after the attack: sst2, n=500") \
+        < md.index("## HS (lower is better) and FA after the attack") < md.index("## Over-refusal after the attack")
+    assert "| over_refusal_before_attack |" in md  # the detail table too
+    page = (tmp_path / "report.html").read_text()
+    assert "<strong>Warning:</strong>" in page and "`" not in page and page.count("<table>") >= 4
