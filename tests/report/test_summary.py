@@ -39,7 +39,7 @@ def test_detail_table_prints_p_exactly():
 
 def test_hs_plot_is_a_png(tmp_path):
     path = tmp_path / "hs.png"
-    plot_hs_vs_p(ROWS, "sst2", 500, path)
+    assert plot_hs_vs_p(ROWS, "sst2", 500, path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -292,10 +292,12 @@ def _save(fig, path: Path) -> None:
         fig.savefig(tmp, format="png", dpi=120)
 
 
-def plot_hs_vs_p(rows: list[dict], task: str, n: int, path: Path) -> None:
+def plot_hs_vs_p(rows: list[dict], task: str, n: int, path: Path) -> bool:
+    """HS against p, one line per method; nothing is written (False) when no HS was measured."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     attacked = [r for r in rows if r.get("p") is not None and r["task"] == task and r["n"] == n]
+    drawn = False
     for m in dict.fromkeys(r["method"] for r in attacked):
         ps = sorted({r["p"] for r in attacked if r["method"] == m})
         cells = [[r["hs"] for r in attacked if r["method"] == m and r["p"] == p and r.get("hs") is not None]
@@ -305,6 +307,7 @@ def plot_hs_vs_p(rows: list[dict], task: str, n: int, path: Path) -> None:
             continue
         means = [statistics.mean(c) for c in cells]
         line, = ax.plot(ps, means, marker="o", label=m)
+        drawn = True
         _seed_bars(ax, ps, means, cells, color=line.get_color())
     for r in rows:
         if r["method"] == "unaligned" and r["task"] == task and r.get("hs") is not None:
@@ -313,10 +316,12 @@ def plot_hs_vs_p(rows: list[dict], task: str, n: int, path: Path) -> None:
     ax.set_ylabel("harmful score (%)")
     ax.set_title(f"Harmful score after the attack ({task}, n={n})")
     ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    _save(fig, path)
+    if drawn:
+        ax.legend()
+        fig.tight_layout()
+        _save(fig, path)
     plt.close(fig)
+    return drawn
 
 
 def plot_before_after(rows: list[dict], task: str, n: int, path: Path) -> float:
@@ -440,9 +445,8 @@ def _group_markdown(out: Path, rows: list[dict], histories: dict, task: str, n: 
     md += [jnote, ""]
     title = f"HS (lower is better) and FA after the attack: {task}, n={n}"
     md += [f"## {title}", "", _markdown(paper_table(rows, task, n)), ""]
-    if len({r["p"] for r in attacked}) > 1:
-        image = f"hs_vs_p-{task}-n{n}.png"
-        plot_hs_vs_p(rows, task, n, out / image)
+    image = f"hs_vs_p-{task}-n{n}.png"
+    if len({r["p"] for r in attacked}) > 1 and plot_hs_vs_p(rows, task, n, out / image):
         md += [f"![{title}]({image})", ""]
     md += [jnote, ""]
     md += [f"## Over-refusal after the attack: {task}, n={n}", "", _markdown(over_refusal_table(rows, task, n)), "",
