@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from booster.config import load_config
+from booster.config import load_config, read_yaml
 from booster.pipeline.config import ExperimentConfig
 from booster.pipeline.grid import plan
 
@@ -21,3 +21,12 @@ def test_there_are_configs():
 def test_config_loads(path):
     cfg = load_config(ExperimentConfig, path)
     assert cfg.model == "smollm2-135m-instruct" and plan(cfg)
+    # model, methods and out are written in the file, not taken from defaults
+    assert {"model", "methods", "out"} <= set(read_yaml(path))
+
+
+def test_run_folders_of_the_shipped_configs():
+    """Only the committed Table 1 run writes into results/; the quick demo writes to work/."""
+    folders = {p.name: load_config(ExperimentConfig, p).run_dir() for p in CONFIGS}
+    assert folders["cpu-smollm2.yaml"] == "results/cpu-smollm2"
+    assert folders["quick-smollm2.yaml"] == "work/runs/quick-smollm2"

@@ -5,6 +5,15 @@ out-of-range value is a :class:`~booster.errors.ConfigError` naming the file and
 before any work starts. Every field carries its documentation (and paper default) in
 ``metadata["help"]``; :func:`describe` renders it.
 
+The work any config can cause is bounded: files over :data:`MAX_CONFIG_BYTES` and YAML nested
+deeper than :data:`MAX_DEPTH` are refused, and so are anchors and aliases (``&a`` / ``*a``),
+which can make a few hundred bytes expand to gigabytes ("billion laughs"). Values quoted in
+error messages are shortened (:func:`quote`).
+
+Numbers are read as people write them: YAML 1.1 reads ``1e-4`` as a string, so a float key
+accepts any decimal literal (``1e-4``, ``.5``, ``-2E+3``); a choice key such as
+``mixed_precision: no`` gets back the word YAML 1.1 turned into a boolean.
+
     @dataclass
     class BoosterConfig:
         lam: float = option(5.0, "λ, weight of the harmful-loss reduction term (paper: 5)")
@@ -13,7 +22,10 @@ before any work starts. Every field carries its documentation (and paper default
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import re
+import reprlib
 import types
 import typing
 from pathlib import Path
@@ -24,6 +36,74 @@ import yaml
 from booster.errors import ConfigError
 
 T = TypeVar("T")
+
+MAX_CONFIG_BYTES = 256 * 1024  # shipped configs are a few KB
+MAX_DEPTH = 64  # nesting of YAML collections; configs use 4 levels
+MAX_QUOTE = 80  # characters of a user value quoted in an error message
+
+# A decimal literal as people write it. YAML 1.1 only reads "1.0e-4" as a float, not "1e-4".
+_DECIMAL = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+# Words YAML 1.1 reads as booleans, to give a choice key back the word that was written.
+_BOOL_WORDS = {False: ("no", "off", "false"), True: ("yes", "on", "true")}
+
+_repr = reprlib.Repr()
+_repr.maxstring = _repr.maxother = _repr.maxlong = MAX_QUOTE
+_repr.maxlist = _repr.maxtuple = _repr.maxdict = _repr.maxset = 6
+_repr.maxlevel = 3
+
+
+def _clip(text: str, limit: int = MAX_QUOTE) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def quote(value: Any) -> str:
+    """``repr(value)`` cut to about :data:`MAX_QUOTE` characters, for error messages.
+
+    reprlib bounds the work on big nested values; the final cut bounds the length."""
+    return _clip(_repr.repr(value))
+
+
+class _Refused(yaml.YAMLError):
+    """A YAML construct config files do not allow (an alias, an anchor, deep nesting)."""
+
+    def __init__(self, problem: str, mark):
+        super().__init__(problem)
+        self.problem, self.problem_mark = problem, mark
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader without anchors/aliases and with a nesting limit.
+
+    An alias shares a node, so a few aliases of aliases expand exponentially when the value is
+    walked or printed; refusing them (configs have no use for them) bounds every later step by
+    the file size. The depth limit keeps PyYAML's recursive composer off Python's stack limit."""
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise _Refused("anchors and aliases (&name / *name) are not allowed in config files; "
+                           "write the value out", event.start_mark)
+        self._depth = getattr(self, "_depth", 0) + 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise _Refused(f"nested more than {MAX_DEPTH} levels deep", event.start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _load_yaml(text: str) -> Any:
+    """Parse one YAML document with :class:`_BoundedLoader`.
+
+    Raises ``yaml.YAMLError`` for any document it cannot read: PyYAML's constructors raise a
+    bare ValueError for some bad scalars (``!!float x``, a 5,000-digit integer, a bad date)."""
+    loader = _BoundedLoader(text)
+    try:
+        return loader.get_single_data()
+    except (ValueError, OverflowError) as e:
+        raise yaml.YAMLError(str(e)) from None
+    finally:
+        loader.dispose()
 
 
 def option(default: Any = dataclasses.MISSING, help: str = "", *, factory=None) -> Any:
@@ -56,64 +136,90 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
                 return _convert(value, arg, where)
             except ConfigError as e:
                 errors.append(str(e))
-        raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r}")
+        raise ConfigError(f"{where}: expected {_type_name(tp)}, got {quote(value)}")
     if origin is Literal:
         choices = get_args(tp)
-        if value not in choices:
-            raise ConfigError(f"{where}: must be one of {list(choices)}, got {value!r}")
+        if isinstance(value, bool):
+            # `mixed_precision: no` is the word "no", which YAML 1.1 reads as false.
+            words = [c for c in choices if isinstance(c, str) and c.lower() in _BOOL_WORDS[value]]
+            if len(words) == 1:
+                return words[0]
+        if isinstance(value, bool) or value not in choices:
+            raise ConfigError(f"{where}: must be one of {list(choices)}, got {quote(value)}")
         return value
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
+            raise ConfigError(f"{where}: expected a list, got {quote(value)}")
         (item_tp, *_) = get_args(tp) or (Any,)
         items = [_convert(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
         return items if origin is list else tuple(items)
     if origin is dict:
         if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+            raise ConfigError(f"{where}: expected a mapping, got {quote(value)}")
         _, val_tp = get_args(tp) or (Any, Any)
-        return {str(k): _convert(v, val_tp, f"{where}.{k}") for k, v in value.items()}
+        return {str(k): _convert(v, val_tp, f"{where}.{_clip(str(k))}") for k, v in value.items()}
     if dataclasses.is_dataclass(tp):
         source, _, key = where.partition(": key ")
         return from_dict(tp, value, source, prefix=key.strip("'") + ".")
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true/false, got {value!r}")
+            raise ConfigError(f"{where}: expected true/false, got {quote(value)}")
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+            raise ConfigError(f"{where}: expected an integer, got {quote(value)}")
         return value
     if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
-        return float(value)
+        return _to_float(value, where)
     if tp is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
-        return value
+            hint = " (YAML reads unquoted yes/no/on/off as true/false: quote it)" if isinstance(value, bool) else ""
+            raise ConfigError(f"{where}: expected a string, got {quote(value)}{hint}")
+        return _no_nul(value, where)
     if tp is Path:
         if not isinstance(value, (str, os.PathLike)):
-            raise ConfigError(f"{where}: expected a path, got {value!r}")
-        return Path(value)
+            raise ConfigError(f"{where}: expected a path, got {quote(value)}")
+        return Path(_no_nul(os.fspath(value), where))
     return value
+
+
+def _no_nul(text, where: str):
+    # Strings end up in paths and model names, where a NUL byte is an OS-level ValueError.
+    if "\0" in str(text):
+        raise ConfigError(f"{where}: must not contain a NUL character, got {quote(text)}")
+    return text
+
+
+def _to_float(value: Any, where: str) -> float:
+    """A finite float from a YAML number or a decimal literal YAML 1.1 left as a string."""
+    if isinstance(value, str) and _DECIMAL.fullmatch(value.strip()):
+        value = float(value.strip())
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{where}: expected a number (e.g. 1e-4, 0.5), got {quote(value)}")
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond float range
+        number = math.inf
+    if not math.isfinite(number):
+        raise ConfigError(f"{where}: expected a finite number, got {quote(value)}")
+    return number
 
 
 def from_dict(cls: type[T], data: Any, where: str = "config", prefix: str = "") -> T:
     """Build dataclass ``cls`` from a mapping, rejecting unknown keys and wrong types.
 
     ``where`` names the source (a file) and ``prefix`` the section, for error messages."""
-    section = f"section {prefix[:-1]!r}" if prefix else "top level"
+    section = f"section {quote(prefix[:-1])}" if prefix else "top level"
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{where}: {section}: expected a mapping of keys to values, got {data!r}")
+        raise ConfigError(f"{where}: {section}: expected a mapping of keys to values, got {quote(data)}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(map(str, data)) - set(fields))
     if unknown:
         raise ConfigError(
-            f"{where}: unknown key {prefix + unknown[0]!r} "
+            f"{where}: unknown key {quote(prefix + unknown[0])} "
             f"(known keys in {section}: {', '.join(sorted(fields))})"
         )
     kwargs = {}
@@ -124,14 +230,16 @@ def from_dict(cls: type[T], data: Any, where: str = "config", prefix: str = "") 
         if n not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
     ]
     if missing:
-        raise ConfigError(f"{where}: missing required key {prefix + missing[0]!r}")
+        keys = ", ".join(repr(prefix + n) for n in missing)
+        raise ConfigError(f"{where}: missing required key{'s' if len(missing) > 1 else ''} {keys}")
     obj = cls(**kwargs)
     validate = getattr(obj, "validate", None)
     if callable(validate):
         try:
             validate()
         except ConfigError as e:
-            raise ConfigError(f"{where}: {prefix}{e}") from None
+            # Validators quote values unshortened (a 4,000-digit integer): cut the message.
+            raise ConfigError(f"{where}: {prefix}{_clip(str(e), 4 * MAX_QUOTE)}") from None
     return obj
 
 
@@ -149,14 +257,19 @@ def to_dict(obj: Any) -> Any:
 
 
 def apply_overrides(data: dict, overrides: list[str] | tuple[str, ...]) -> dict:
-    """Apply ``a.b.c=value`` overrides (values parsed as YAML scalars/lists) to a mapping."""
+    """Apply ``a.b.c=value`` overrides (values parsed as YAML scalars/lists) to a mapping.
+
+    A value YAML cannot read stays a string (``name=a: b``); one it refuses (an alias, deep
+    nesting) is an error naming the override."""
     data = dict(data)
     for item in overrides:
         if "=" not in item:
-            raise ConfigError(f"override {item!r}: expected KEY=VALUE (e.g. train.lr=1e-4)")
+            raise ConfigError(f"override {quote(item)}: expected KEY=VALUE (e.g. align.train.lr=1e-4)")
         key, raw = item.split("=", 1)
         try:
-            value = yaml.safe_load(raw) if raw != "" else ""
+            value = _load_yaml(raw) if raw != "" else ""
+        except _Refused as e:
+            raise ConfigError(f"override {quote(item)}: {e.problem}") from None
         except yaml.YAMLError:
             value = raw
         node = data
@@ -171,22 +284,42 @@ def apply_overrides(data: dict, overrides: list[str] | tuple[str, ...]) -> dict:
 
 
 def read_yaml(path: str | os.PathLike) -> dict:
+    """The top-level mapping of a config file, within the bounds in the module docstring."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file does not exist")
+    text = _read_text(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = _load_yaml(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}{line}: invalid YAML ({getattr(e, 'problem', e)})") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text") from None
+        problem = getattr(e, "problem", None) or str(e)
+        if isinstance(e, _Refused):
+            raise ConfigError(f"{path}{line}: {problem}") from None
+        raise ConfigError(f"{path}{line}: invalid YAML ({_clip(problem, 2 * MAX_QUOTE)})") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a mapping of keys to values")
     return data
+
+
+def _read_text(path: Path) -> str:
+    """The file's text, read only up to the size limit; every OS error names what went wrong."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_CONFIG_BYTES + 1)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a config file") from None
+    except OSError as e:  # permission denied, a symlink loop, ...
+        raise ConfigError(f"{path}: cannot read the config file ({e.strerror or e})") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: config file is larger than {MAX_CONFIG_BYTES // 1024} KiB")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
 
 
 def load_config(cls: type[T], path: str | os.PathLike | None = None, overrides=()) -> T:

@@ -10,8 +10,10 @@ def register(sub) -> None:
     p = sub.add_parser("run", help="run an experiment: align → attack → evaluate (cached, resumable)",
                        description="Run the experiment grid a YAML config describes. Finished stages are "
                                    "cached by their inputs; re-running after an interruption resumes.")
-    p.add_argument("config", nargs="?", help="experiment YAML (e.g. configs/quick-smollm2.yaml)")
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. attack.ps=[0.1]")
+    p.add_argument("config", nargs="?", help="experiment YAML (e.g. configs/quick-smollm2.yaml); it names "
+                                             "model and methods, and writes to out (default work/runs/{name})")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                   help="config overrides, e.g. attack.ps=[0.1] align.train.lr=1e-4")
     p.add_argument("--check", action="store_true", help="validate the config and data pools, then stop")
     p.add_argument("--describe", action="store_true",
                    help="print every config key with its default and documentation, then stop")
@@ -48,7 +50,7 @@ def _run(args) -> int:
         a = cfg.attack
         extra = f" + {len(a.extra)} extra sub-grids" if a.extra else ""
         print(f"config OK: {len(plan(cfg))} attacked runs ({len(cfg.methods)} methods × {len(a.tasks)} tasks × "
-              f"{len(a.ns)} n × {len(a.ps)} p × {len(a.seeds)} seeds{extra})")
+              f"{len(a.ns)} n × {len(a.ps)} p × {len(a.seeds)} seeds{extra}) into {cfg.run_dir()}")
         return 0
     run_experiment(cfg, progress=not args.no_progress)
     return 0

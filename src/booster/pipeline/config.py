@@ -4,14 +4,18 @@
 
 Every section is a dataclass whose fields document their meaning and paper default; unknown
 keys and invalid values are errors before any training starts (see ``booster.config``).
+``model`` and ``methods`` have no default (a config names what it trains), and the default
+run folder is ``work/runs/{name}``: only a config that says ``out: results/{name}`` writes
+into the repository's committed ``results/``.
 """
 
 from __future__ import annotations
 
+import string
 from dataclasses import dataclass
 from typing import Literal
 
-from booster.config import option
+from booster.config import option, quote
 from booster.errors import ConfigError
 from booster.methods import BoosterConfig, LisaConfig, RepNoiseConfig, VaccineConfig
 from booster.models.adapters import LoraSettings
@@ -56,7 +60,7 @@ def _check_cells(where: str, tasks, ns, ps, seeds) -> None:
     if tasks is not None:
         unknown = [t for t in tasks if t not in TASKS]
         if unknown:
-            raise ConfigError(f"{where}tasks: unknown task {unknown[0]!r} (choose from {', '.join(TASKS)})")
+            raise ConfigError(f"{where}tasks: unknown task {quote(unknown[0])} (choose from {', '.join(TASKS)})")
     bad_n = [n for n in ns or () if n < 1]
     if bad_n:
         raise ConfigError(f"{where}ns: n must be >= 1, got {bad_n[0]}")
@@ -128,18 +132,20 @@ class EvalSection:
     def validate(self):
         unknown = [t for t in self.fa_samples_by_task if t not in TASKS]
         if unknown:
-            raise ConfigError(f"eval.fa_samples_by_task: unknown task {unknown[0]!r} (choose from {', '.join(TASKS)})")
+            raise ConfigError(f"eval.fa_samples_by_task: unknown task {quote(unknown[0])} "
+                              f"(choose from {', '.join(TASKS)})")
         bad = {t: n for t, n in self.fa_samples_by_task.items() if n < 1}
         if bad:
-            raise ConfigError(f"eval.fa_samples_by_task: sample counts must be >= 1, got {bad}")
+            raise ConfigError(f"eval.fa_samples_by_task: sample counts must be >= 1, got {quote(bad)}")
 
 
-@dataclass
+# keyword-only: `model` and `methods` are required (no default) but keep their place after `name`
+@dataclass(kw_only=True)
 class ExperimentConfig:
-    name: str = option("experiment", "name of the run folder")
-    model: str = option("smollm2-135m-instruct", "base model: short name, local folder or hub id")
-    methods: list[str] = option(factory=lambda: ["sft", "booster"],
-                                help=f"defenses to compare: {', '.join(METHODS)} (sft is the undefended baseline)")
+    name: str = option("experiment", "name of the run folder (a folder name: no '/')")
+    model: str = option(help="base model: short name (e.g. smollm2-135m-instruct), local folder or hub id")
+    methods: list[str] = option(help=f"defenses to compare, e.g. [sft, booster]: {', '.join(METHODS)} "
+                                     "(sft is the undefended baseline)")
     dtype: Literal["float32", "bfloat16"] = option("bfloat16", "dtype of the frozen base weights (adapters train in float32)")
     threads: int | None = option(None, "torch CPU threads (null: torch's default)")
     bf16_emulation: bool = option(
@@ -152,7 +158,8 @@ class ExperimentConfig:
     attack: AttackSection = option(factory=AttackSection, help="harmful fine-tuning attack (user fine-tuning)")
     eval: EvalSection = option(factory=EvalSection, help="evaluation after alignment and after the attack")
     unaligned: bool = option(True, "also evaluate the unaligned base model (reference row)")
-    out: str = option("results/{name}", "run folder with summary, report and plots ({name} is replaced)")
+    out: str = option("work/runs/{name}", "run folder with summary, report and plots ({name} is replaced); "
+                                           "committed results use results/{name}")
     cache: str = option("work/cache", "stage cache (aligned adapters, attacks, evaluations), shared by runs")
 
     def dtype_settings(self) -> dict[str, str]:
@@ -160,13 +167,28 @@ class ExperimentConfig:
         return {"dtype": self.dtype, "align.train.mixed_precision": self.align.train.mixed_precision,
                 "attack.train.mixed_precision": self.attack.train.mixed_precision, "eval.dtype": self.eval.dtype}
 
+    def run_dir(self) -> str:
+        """``out`` with ``{name}`` replaced."""
+        return self.out.format(name=self.name)
+
     def validate(self):
+        if not self.name.strip() or self.name.strip(".") == "" or any(c in self.name for c in "/\\"):
+            raise ConfigError(f"name: must be a folder name (no '/'), got {quote(self.name)}")
+        if not self.model.strip():
+            raise ConfigError("model must not be empty")
+        try:
+            fields = [f[1:] for f in string.Formatter().parse(self.out) if f[1] is not None]
+        except ValueError:  # a lone brace
+            fields = None
+        # str.format would also take {0}, {name.attr} or {name:>99999999}: allow {name} only
+        if fields is None or any(f != ("name", "", None) for f in fields):
+            raise ConfigError(f"out: only {{name}} may appear in braces, got {quote(self.out)}")
         unknown = [m for m in self.methods if m not in METHODS]
         if unknown:
-            raise ConfigError(f"methods: unknown method {unknown[0]!r} (choose from {', '.join(METHODS)})")
+            raise ConfigError(f"methods: unknown method {quote(unknown[0])} (choose from {', '.join(METHODS)})")
         if not self.methods:
             raise ConfigError("methods must name at least one method")
         for x in self.attack.extra:
             stray = [m for m in x.methods or () if m not in self.methods]
             if stray:
-                raise ConfigError(f"attack.extra.methods: {stray[0]!r} is not in methods {self.methods}")
+                raise ConfigError(f"attack.extra.methods: {quote(stray[0])} is not in methods {self.methods}")
