@@ -205,7 +205,7 @@ def test_prepare_out_is_a_file(tmp_path, capsys):
 
 @pytest.mark.parametrize("kind, problem", [
     ("under_a_file", "{tmp}/file exists and is a file (a folder above --out {out})"),
-    ("loop", "{tmp}/loop is a symlink loop (--out {out})"),
+    ("loop", "{tmp}/loop is a symlink loop (following its links leads back to a link already seen) (--out {out})"),
     ("manifest_is_folder", "{out}/manifest.json is a folder (prepare writes its manifest file there)"),
     ("pools_is_file", "{out}/pools exists and is a file (prepare writes its pools folder there)"),
 ])

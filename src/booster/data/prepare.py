@@ -13,8 +13,11 @@ The manifest has no timestamps: same source + config → byte-identical files.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
+import os
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +30,7 @@ from booster.io import atomic_dir, atomic_path, sha256_file, sha256_text
 from booster.data import tasks
 from booster.data.sources import DATASETS, HubSource, LocalSource
 from booster.data.text import normalize_prompt, seeded_order
+from booster.data.userdata import SYMLINK_LOOP
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -338,10 +342,6 @@ def check_out_dir(out_dir: str | Path) -> None:
 def check_folder_path(folder: Path, out: Path) -> None:
     """``folder`` exists or can be created, and can be written into: no file, symlink loop or
     read-only folder on the way. ``out`` is the ``--out`` value the message names."""
-    import errno
-    import os
-    import stat
-
     failed = None  # (path, error) of the last path that could not be looked at
     for path in (folder, *folder.parents):
         try:
@@ -354,7 +354,7 @@ def check_folder_path(folder: Path, out: Path) -> None:
             raise BoosterError(f"{path} exists and is a file ({where})")
         if failed is not None and failed[1].errno != errno.ENOENT:  # ENOENT: created later
             bad, e = failed
-            problem = "is a symlink loop" if e.errno == errno.ELOOP else f"cannot be used: {e.strerror or e}"
+            problem = SYMLINK_LOOP if e.errno == errno.ELOOP else f"cannot be used: {e.strerror or e}"
             raise BoosterError(f"{bad} {problem} (--out {out})")
         if not os.access(path, os.W_OK | os.X_OK):  # the first existing folder gets the new files
             raise BoosterError(f"cannot write into {path}: permission denied (--out {out})")

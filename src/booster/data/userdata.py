@@ -35,6 +35,8 @@ MAX_DEPTH = 64
 # every character is scanned once) or a bracket. Brackets inside strings are not nesting.
 _DEPTH_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)|[\[\]{}]', re.S)
 _QUOTE_CHARS = 40
+# os.stat says only "Too many levels of symbolic links"; this says what to look for.
+SYMLINK_LOOP = "is a symlink loop (following its links leads back to a link already seen)"
 
 
 def nesting_exceeds(text: str, limit: int = MAX_DEPTH) -> bool:
@@ -70,6 +72,15 @@ def parse_json(text: str, path: Path, line: int | None = None):
         raise DataError(path, f"nesting deeper than {MAX_DEPTH} levels (arrays/objects inside each other)", line) from None
 
 
+def load_json_file(path: Path):
+    """The JSON value in a user-supplied file (a config, not JSONL); DataError on any problem."""
+    try:
+        text = read_user_file(path, "JSON file").decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise DataError(path, f"not valid UTF-8 (byte 0x{e.object[e.start]:02x} at offset {e.start})") from None
+    return parse_json(text, path)
+
+
 def read_user_file(path: Path, what: str = "file") -> bytes:
     """The bytes of a user-named regular file; every reason it cannot be read is a DataError."""
     try:
@@ -88,7 +99,7 @@ def _os_problem(path: Path, e: OSError) -> str:
     if e.errno == errno.ENOENT:
         return "is a broken symlink (its target does not exist)" if os.path.islink(path) else "file does not exist"
     if e.errno == errno.ELOOP:
-        return "is a symlink loop (following its links leads back to a link already seen)"
+        return SYMLINK_LOOP
     if e.errno in (errno.EACCES, errno.EPERM):
         return "cannot read it: permission denied"
     if e.errno == errno.ENOTDIR:

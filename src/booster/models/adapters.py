@@ -8,6 +8,8 @@ alignment adapter (as the Booster paper's own runs did); results record which on
 
 from __future__ import annotations
 
+import errno
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,10 +72,6 @@ def save_adapter(peft_model, folder: Path) -> None:
 def check_adapter_folder(folder: Path) -> None:
     """Refuse, with a one-line BoosterError, anything but a readable safetensors LoRA adapter
     folder. Cheap (no torch, no peft): callers run it before loading any model."""
-    import stat
-
-    from booster.data.userdata import read_user_file
-
     folder = Path(folder)
     try:
         mode = folder.stat().st_mode
@@ -87,14 +85,14 @@ def check_adapter_folder(folder: Path) -> None:
     if not (folder / ADAPTER_WEIGHTS).is_file():
         raise BoosterError(f"adapter folder '{folder}' has no {ADAPTER_WEIGHTS} "
                            "(only safetensors adapters are loaded, never pickled .bin files)")
-    check_adapter_config(folder / ADAPTER_CONFIG, read_user_file(folder / ADAPTER_CONFIG, "JSON file"))
+    check_adapter_config(folder / ADAPTER_CONFIG)
 
 
 def _path_problem(e: OSError) -> str:
-    import errno
+    from booster.data.userdata import SYMLINK_LOOP
 
     if e.errno == errno.ELOOP:
-        return "is a symlink loop (following its links leads back to a link already seen)"
+        return SYMLINK_LOOP
     if e.errno == errno.ENOENT:
         return "does not exist"
     return f"cannot be read: {e.strerror or e}"
@@ -106,16 +104,12 @@ _CONFIG_TYPES = {"r": (int,), "lora_alpha": (int, float), "lora_dropout": (int, 
                  "target_modules": (list, str, type(None))}
 
 
-def check_adapter_config(path: Path, data: bytes) -> dict:
+def check_adapter_config(path: Path) -> dict:
     """The parsed ``adapter_config.json`` of a LoRA adapter; DataError naming ``path`` and the key."""
-    from booster.data.userdata import parse_json, short_repr
+    from booster.data.userdata import load_json_file, short_repr
     from booster.errors import DataError
 
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise DataError(path, "not valid UTF-8 (not a peft adapter config)") from None
-    cfg = parse_json(text, path)
+    cfg = load_json_file(path)
     if not isinstance(cfg, dict):
         raise DataError(path, f"not a peft adapter config (expected a JSON object with 'peft_type', "
                               f"got {type(cfg).__name__})")
