@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from booster.config import option
-from booster.errors import BoosterError, ConfigError
+from booster.errors import BoosterError, ConfigError, DataError
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 ADAPTER_CONFIG = "adapter_config.json"
@@ -107,7 +107,6 @@ _CONFIG_TYPES = {"r": (int,), "lora_alpha": (int, float), "lora_dropout": (int, 
 def check_adapter_config(path: Path) -> dict:
     """The parsed ``adapter_config.json`` of a LoRA adapter; DataError naming ``path`` and the key."""
     from booster.data.userdata import load_json_file, short_repr
-    from booster.errors import DataError
 
     cfg = load_json_file(path)
     if not isinstance(cfg, dict):
