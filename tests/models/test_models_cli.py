@@ -40,6 +40,20 @@ def test_bin_only_folder_exits_2(capsys, tmp_path, tiny_folder):
     assert "pickle weights (model.pt)" in _one_error_line(capsys)
 
 
+@pytest.mark.parametrize("config_text, problem", [
+    ("[" * 100_000, "nesting deeper than 64 levels"),
+    ("[]", "expected a JSON object, got list"),
+])
+@pytest.mark.parametrize("action", [["info"], ["generate", "--prompt", "hi"]])
+def test_hostile_config_json_exits_2(action, config_text, problem, capsys, tmp_path, tiny_folder):
+    """A model folder's config.json is user input too: deep nesting is an error, not a RecursionError."""
+    shutil.copy(tiny_folder / "model.safetensors", tmp_path)
+    (tmp_path / "config.json").write_text(config_text)
+    assert main(["model", action[0], str(tmp_path), *action[1:]]) == 2
+    line = _one_error_line(capsys)
+    assert str(tmp_path / "config.json") in line and problem in line
+
+
 def test_bad_max_new_tokens_exits_2(capsys):
     assert main(["model", "generate", "tiny-random-llama", "--prompt", "hi", "--max-new-tokens", "0"]) == 2
     assert "--max-new-tokens" in _one_error_line(capsys)

@@ -62,12 +62,13 @@ def _config_help() -> str:
 
 def _prepare(args: argparse.Namespace) -> int:
     from booster.config import load_config
-    from booster.data.prepare import DataConfig, TimedProgress, pool_table, prepare
+    from booster.data.prepare import DataConfig, TimedProgress, check_out_dir, pool_table, prepare
     from booster.data.sources import open_source
 
     overrides = list(args.overrides) + ([f"seed={args.seed}"] if args.seed is not None else [])
     cfg = load_config(DataConfig, args.config, overrides)
     out = args.out if args.out is not None else default_work_dir() / "data"
+    check_out_dir(out)  # before opening the source (the hub source downloads)
     progress = TimedProgress()
     try:
         manifest = prepare(open_source(args.source), out, cfg, progress=progress)

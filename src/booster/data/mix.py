@@ -19,7 +19,7 @@ from pathlib import Path
 import booster
 from booster.errors import BoosterError
 from booster.io import atomic_path, sha256_text
-from booster.data.prepare import load_manifest, load_pool
+from booster.data.prepare import check_folder_path, load_manifest, load_pool
 from booster.data.tasks import get_task
 
 P_DEFINITION = (
@@ -82,6 +82,7 @@ def write_mix(data_dir: str | Path, task: str, n: int, p: float, seed: int, out:
     for path in (out, manifest_path(out)):
         if path.is_dir():
             raise BoosterError(f"{path}: is a folder; --out needs a file name such as mix.jsonl")
+    check_folder_path(out.parent, out)
     records = mix(data_dir, task, n, p, seed)
     pools = load_manifest(data_dir)["pools"]
     train_name = get_task(task).train_pool

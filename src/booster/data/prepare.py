@@ -13,8 +13,11 @@ The manifest has no timestamps: same source + config → byte-identical files.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
+import os
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +30,7 @@ from booster.io import atomic_dir, atomic_path, sha256_file, sha256_text
 from booster.data import tasks
 from booster.data.sources import DATASETS, HubSource, LocalSource
 from booster.data.text import normalize_prompt, seeded_order
+from booster.data.userdata import SYMLINK_LOOP
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -288,12 +292,13 @@ def prepare(source: LocalSource | HubSource | str | Path, out_dir: str | Path,
             config: DataConfig | None = None, progress: Callable[[str], None] | None = None) -> dict:
     """Build every pool from ``source`` and write them plus ``manifest.json`` under ``out_dir``."""
     cfg = config or DataConfig()
+    out_dir = Path(out_dir)
+    check_out_dir(out_dir)  # before minutes of building pools that could not be written
     if isinstance(source, (str, Path)):
         source = LocalSource(source)
     from booster.data.mix import P_DEFINITION  # here: mix imports this module
 
     pools, stats = build_pools(source, cfg, progress)
-    out_dir = Path(out_dir)
     manifest = {
         "format_version": FORMAT_VERSION,
         "booster_version": booster.__version__,
@@ -321,6 +326,39 @@ def prepare(source: LocalSource | HubSource | str | Path, out_dir: str | Path,
                 }
             manifest_tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return manifest
+
+
+def check_out_dir(out_dir: str | Path) -> None:
+    """Refuse an output folder that cannot be one: the path, a folder above it, or the
+    pools folder / manifest inside it is of the wrong kind (BoosterError naming the path)."""
+    out_dir = Path(out_dir)
+    check_folder_path(out_dir, out_dir)
+    if (out_dir / POOLS_DIR).exists() and not (out_dir / POOLS_DIR).is_dir():
+        raise BoosterError(f"{out_dir / POOLS_DIR} exists and is a file (prepare writes its pools folder there)")
+    if (out_dir / MANIFEST).is_dir():
+        raise BoosterError(f"{out_dir / MANIFEST} is a folder (prepare writes its manifest file there)")
+
+
+def check_folder_path(folder: Path, out: Path) -> None:
+    """``folder`` exists or can be created, and can be written into: no file, symlink loop or
+    read-only folder on the way. ``out`` is the ``--out`` value the message names."""
+    failed = None  # (path, error) of the last path that could not be looked at
+    for path in (folder, *folder.parents):
+        try:
+            mode = os.stat(path).st_mode
+        except OSError as e:
+            failed = (path, e)
+            continue
+        if not stat.S_ISDIR(mode):
+            where = "--out must be a folder" if path == out else f"a folder above --out {out}"
+            raise BoosterError(f"{path} exists and is a file ({where})")
+        if failed is not None and failed[1].errno != errno.ENOENT:  # ENOENT: created later
+            bad, e = failed
+            problem = SYMLINK_LOOP if e.errno == errno.ELOOP else f"cannot be used: {e.strerror or e}"
+            raise BoosterError(f"{bad} {problem} (--out {out})")
+        if not os.access(path, os.W_OK | os.X_OK):  # the first existing folder gets the new files
+            raise BoosterError(f"cannot write into {path}: permission denied (--out {out})")
+        return
 
 
 def _hint(out_dir: Path) -> str:

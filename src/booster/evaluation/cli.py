@@ -46,6 +46,10 @@ def _run(args) -> int:
         raise BoosterError(f"--limit must be >= 1, got {args.limit}")
     if args.max_new_tokens < 1 or args.batch_size < 1:
         raise BoosterError("--max-new-tokens and --batch-size must be >= 1")
+    if args.adapter is not None:  # a bad adapter folder fails now, not after minutes of loading
+        from booster.models.adapters import check_adapter_folder
+
+        check_adapter_folder(Path(args.adapter))
     cfg = from_dict(EvalConfig, {k: getattr(args, k) for k in (
         "model", "adapter", "tasks", "data", "judge", "limit", "max_new_tokens", "batch_size", "dtype")})
     out = Path(args.out) if args.out else Path("work/eval") / Path(args.model).name

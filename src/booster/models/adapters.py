@@ -8,11 +8,13 @@ alignment adapter (as the Booster paper's own runs did); results record which on
 
 from __future__ import annotations
 
+import errno
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from booster.config import option
-from booster.errors import BoosterError, ConfigError
+from booster.errors import BoosterError, ConfigError, DataError
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 ADAPTER_CONFIG = "adapter_config.json"
@@ -68,22 +70,81 @@ def save_adapter(peft_model, folder: Path) -> None:
 
 
 def check_adapter_folder(folder: Path) -> None:
+    """Refuse, with a one-line BoosterError, anything but a readable safetensors LoRA adapter
+    folder. Cheap (no torch, no peft): callers run it before loading any model."""
     folder = Path(folder)
-    if not folder.is_dir():
-        raise BoosterError(f"adapter folder '{folder}' does not exist")
+    try:
+        mode = folder.stat().st_mode
+    except OSError as e:
+        raise BoosterError(f"adapter folder '{folder}' {_path_problem(e)}") from None
+    if not stat.S_ISDIR(mode):
+        raise BoosterError(f"adapter path '{folder}' is a file, not an adapter folder "
+                           f"(expected a folder with {ADAPTER_CONFIG} and {ADAPTER_WEIGHTS})")
     if not (folder / ADAPTER_CONFIG).is_file():
         raise BoosterError(f"adapter folder '{folder}' has no {ADAPTER_CONFIG}")
     if not (folder / ADAPTER_WEIGHTS).is_file():
         raise BoosterError(f"adapter folder '{folder}' has no {ADAPTER_WEIGHTS} "
                            "(only safetensors adapters are loaded, never pickled .bin files)")
+    check_adapter_config(folder / ADAPTER_CONFIG)
+
+
+def _path_problem(e: OSError) -> str:
+    from booster.data.userdata import SYMLINK_LOOP
+
+    if e.errno == errno.ELOOP:
+        return SYMLINK_LOOP
+    if e.errno == errno.ENOENT:
+        return "does not exist"
+    return f"cannot be read: {e.strerror or e}"
+
+
+# What peft reads from adapter_config.json before anything is checked: a wrong type there
+# surfaces as a KeyError/TypeError deep inside peft, so these are checked here first.
+_CONFIG_TYPES = {"r": (int,), "lora_alpha": (int, float), "lora_dropout": (int, float),
+                 "target_modules": (list, str, type(None))}
+
+
+def check_adapter_config(path: Path) -> dict:
+    """The parsed ``adapter_config.json`` of a LoRA adapter; DataError naming ``path`` and the key."""
+    from booster.data.userdata import load_json_file, short_repr
+
+    cfg = load_json_file(path)
+    if not isinstance(cfg, dict):
+        raise DataError(path, f"not a peft adapter config (expected a JSON object with 'peft_type', "
+                              f"got {type(cfg).__name__})")
+    if "peft_type" not in cfg:
+        raise DataError(path, "not a peft adapter config: 'peft_type' is missing (a LoRA adapter has \"peft_type\": \"LORA\")")
+    if cfg["peft_type"] != "LORA":
+        raise DataError(path, f"peft_type is {short_repr(cfg['peft_type'])}; only LoRA adapters (\"LORA\") are supported")
+    for key, types in _CONFIG_TYPES.items():
+        value = cfg.get(key)
+        if key in cfg and (isinstance(value, bool) or not isinstance(value, types)):
+            raise DataError(path, f"'{key}' has the wrong type ({type(value).__name__}: {short_repr(value)})")
+    if isinstance(cfg.get("r"), int) and cfg["r"] < 1:
+        raise DataError(path, f"'r' must be >= 1, got {cfg['r']}")
+    return cfg
 
 
 def load_adapter(model, folder: Path, *, trainable: bool = False):
     """Attach the adapter saved in ``folder`` to ``model`` (a PeftModel)."""
     from peft import PeftModel
+    from safetensors import SafetensorError
 
     check_adapter_folder(folder)
-    return PeftModel.from_pretrained(model, str(folder), is_trainable=trainable, use_safetensors=True)
+    try:
+        return PeftModel.from_pretrained(model, str(folder), is_trainable=trainable, use_safetensors=True)
+    except (KeyError, TypeError, ValueError, SafetensorError) as e:
+        # What the cheap checks cannot see: modules the model lacks, a corrupt weights file.
+        raise BoosterError(f"cannot load adapter '{folder}': {_first_line(e)}") from None
+    except RuntimeError as e:
+        if "state_dict" not in str(e):  # only a shape mismatch with this base model is the user's
+            raise
+        raise BoosterError(f"adapter '{folder}' does not fit this model ({_first_line(e)})") from None
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def apply_adapter(model, folder: Path):

@@ -52,13 +52,20 @@ def _log_builds_to_stderr() -> None:
 
 
 def cmd_info(args) -> int:
+    from booster.data.userdata import load_json_file
+    from booster.errors import BoosterError
     from booster.models.registry import resolve_model, safetensors_summary
 
     _log_builds_to_stderr()
     resolved = resolve_model(args.name)
-    config = json.loads((resolved.path / "config.json").read_text(encoding="utf-8"))
+    config = load_json_file(resolved.path / "config.json")
+    if not isinstance(config, dict):
+        raise BoosterError(f"{resolved.path / 'config.json'}: expected a JSON object, got {type(config).__name__}")
     weights = safetensors_summary(resolved.path)
-    text_cfg = config.get("text_config") or config
+    text_cfg = config.get("text_config") if isinstance(config.get("text_config"), dict) else config
+    # Only informative here (loading checks the config): odd values print as they are.
+    archs = [a for a in config.get("architectures") or [] if isinstance(a, str)] \
+        if isinstance(config.get("architectures"), list) else []
     has_template = (resolved.path / "chat_template.jinja").is_file() or "chat_template" in _read_json(
         resolved.path / "tokenizer_config.json"
     )
@@ -66,7 +73,7 @@ def cmd_info(args) -> int:
         out = resolved.identity()
         out.update(
             cache=resolved.cache,
-            architecture=(config.get("architectures") or [None])[0],
+            architecture=(archs or [None])[0],
             parameters=weights["parameters"],
             layers=text_cfg.get("num_hidden_layers"),
             dtype=config.get("dtype") or config.get("torch_dtype"),
@@ -91,7 +98,7 @@ def cmd_info(args) -> int:
     elif resolved.kind == "hub":
         rows.append(("revision", src["revision"]))
     rows += [
-        ("architecture", ", ".join(config.get("architectures") or ["?"])),
+        ("architecture", ", ".join(archs or ["?"])),
         ("parameters", f"{weights['parameters']:,}"),
         ("layers", str(text_cfg.get("num_hidden_layers", "?"))),
         ("hidden size", str(text_cfg.get("hidden_size", "?"))),
@@ -106,9 +113,12 @@ def cmd_info(args) -> int:
 
 
 def _read_json(path) -> dict:
+    """An optional JSON file (e.g. tokenizer_config.json): {} when absent or unusable."""
+    from booster.data.userdata import load_json_file
+
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = load_json_file(path)
+    except ValueError:  # includes DataError: missing, unreadable, invalid, too deeply nested
         return {}
     return data if isinstance(data, dict) else {}
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
@@ -57,11 +56,15 @@ def _check_causal_lm(resolved: ResolvedModel) -> None:
     randomly initialised)."""
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
-    try:
-        cfg = json.loads((resolved.path / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
+    from booster.data.userdata import load_json_file
+
+    try:  # bounded: a hostile config.json (deep nesting) is an error, not a RecursionError
+        cfg = load_json_file(resolved.path / "config.json")
+    except BoosterError as e:
         raise BoosterError(f"model '{resolved.name}': cannot read config.json ({e})") from None
-    cfg = cfg if isinstance(cfg, dict) else {}
+    if not isinstance(cfg, dict):
+        raise BoosterError(f"model '{resolved.name}': {resolved.path / 'config.json'}: expected a JSON object, "
+                           f"got {type(cfg).__name__}")
     model_type = cfg.get("model_type")
     archs = cfg.get("architectures") or []
     causal = set(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values())
