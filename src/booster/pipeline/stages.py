@@ -30,8 +30,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from booster import io
 from booster.config import to_dict
 from booster.errors import BoosterError
@@ -57,6 +55,26 @@ def key_identity(identity: dict) -> dict:
     return strip(identity)
 
 
+def pool_sha256(manifest: dict, data_dir: Path, name: str) -> str:
+    """The hash of one prepared pool, from the data folder's manifest."""
+    try:
+        return manifest["pools"][name]["sha256"]
+    except KeyError:
+        raise BoosterError(f"data pool '{name}' is missing from {data_dir}/manifest.json "
+                           "(re-run `booster data prepare`)") from None
+
+
+def eval_tasks(cfg: ExperimentConfig, task: str):
+    """(task, number of prompts) evaluated for a user task: HS, that task's FA, over-refusal."""
+    from booster.evaluation.tasks import TASKS
+
+    e = cfg.eval
+    val = e.prompts == "validation"
+    hs, over = TASKS["hs_val" if val else "hs"], TASKS["over_refusal_val" if val else "over_refusal"]
+    return [(hs, e.hs_prompts), (TASKS[task], e.fa_samples_by_task.get(task, e.fa_samples)),
+            (over, e.over_refusal_prompts)]
+
+
 def digest(obj) -> str:
     return io.sha256_text(json.dumps({"stage_version": STAGE_VERSION, **obj}, sort_keys=True, default=str))[:16]
 
@@ -77,6 +95,8 @@ class Stages:
     """The three stages for one experiment config, sharing one data folder and cache."""
 
     def __init__(self, cfg: ExperimentConfig, *, progress: bool = True, judge=None):
+        import torch
+
         from booster.data import load_manifest
         from booster.models import resolve_model
 
@@ -104,11 +124,7 @@ class Stages:
 
     # -- helpers ---------------------------------------------------------------------------
     def pool_hash(self, name: str) -> str:
-        try:
-            return self.manifest["pools"][name]["sha256"]
-        except KeyError:
-            raise BoosterError(f"data pool '{name}' is missing from {self.data_dir}/manifest.json "
-                               "(re-run `booster data prepare`)") from None
+        return pool_sha256(self.manifest, self.data_dir, name)
 
     def pool(self, name: str) -> list[dict]:
         from booster.data import load_pool
@@ -362,14 +378,7 @@ class Stages:
 
     # -- evaluation ------------------------------------------------------------------------
     def eval_tasks(self, task: str):
-        """(task, number of prompts) evaluated for a user task: HS, that task's FA, over-refusal."""
-        from booster.evaluation.tasks import TASKS
-
-        e = self.cfg.eval
-        val = e.prompts == "validation"
-        hs, over = TASKS["hs_val" if val else "hs"], TASKS["over_refusal_val" if val else "over_refusal"]
-        return [(hs, e.hs_prompts), (TASKS[task], e.fa_samples_by_task.get(task, e.fa_samples)),
-                (over, e.over_refusal_prompts)]
+        return eval_tasks(self.cfg, task)
 
     def _gen_key(self, align: StageResult | None, attack: StageResult | None, task, limit) -> str:
         """Answers depend on the model state, the prompts and the decoding, not on the judge."""
