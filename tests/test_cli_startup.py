@@ -96,3 +96,16 @@ def test_run_check_builds_no_stages_and_loads_no_model_library(tmp_path, prepare
     # modules that import it (see the report of issue 16); the model libraries do not
     assert not set(result["heavy"]) & {"transformers", "accelerate", "peft"}
     assert not (tmp_path / "cache").exists()
+
+
+def test_bench_cli_prints_a_table_and_writes_json(tmp_path, capsys):
+    from booster.cli import main
+
+    out = tmp_path / "cli.json"
+    assert main(["bench", "cli", "--runs", "1", "--out", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert "| `booster --help` |" in table and "| `booster data check (1 line)` |" in table
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["command"] for r in rows][1:] == ["booster --help", "booster data check (1 line)"]
+    assert all(r["median_s"] > 0 and r["peak_rss_mb"] > 0 for r in rows)
+    assert main(["bench", "cli", "--runs", "0"]) == 2
