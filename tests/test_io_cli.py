@@ -51,3 +51,74 @@ def test_unknown_command_is_one_line_exit_2(capsys):
     assert main(["no-such-command"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("booster: error:") and "no-such-command" in err[0]
+
+
+@pytest.fixture
+def umask():
+    """Set the process umask for one test (restored after)."""
+    old = os.umask(0o022)
+    yield os.umask
+    os.umask(old)
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o027, 0o077])
+def test_written_files_and_folders_get_the_usual_modes_under_the_umask(tmp_path, umask, mask):
+    umask(mask)
+    io.write_json(tmp_path / "summary.json", {"a": 1})
+    io.write_jsonl(tmp_path / "mix.jsonl", [{"x": 1}])
+    with io.atomic_dir(tmp_path / "pools") as d:
+        io.write_text(d / "a.jsonl", "{}\n")
+    with io.atomic_dir(tmp_path / "pools") as d:  # replacing an existing folder, too
+        io.write_text(d / "b.jsonl", "{}\n")
+    for name in ("summary.json", "mix.jsonl", "pools/b.jsonl"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~mask, name
+    assert (tmp_path / "pools").stat().st_mode & 0o777 == 0o777 & ~mask
+    assert io.umask() == mask
+    assert sorted(os.listdir(tmp_path)) == ["mix.jsonl", "pools", "summary.json"]  # no temporary left
+
+
+def test_atomic_dir_replaces_an_existing_file(tmp_path):
+    (tmp_path / "out").write_text("old")
+    with io.atomic_dir(tmp_path / "out") as d:
+        (d / "a").write_text("1")
+    assert os.listdir(tmp_path / "out") == ["a"] and os.listdir(tmp_path) == ["out"]
+
+
+def test_two_processes_writing_one_folder_both_succeed(tmp_path):
+    """Two runs writing the same run folder (e.g. its ledger) at once: no 'Directory not empty'."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys; from booster import io\n"
+            "for i in range(200):\n"
+            "    with io.atomic_dir(sys.argv[1]) as d:\n"
+            "        (d / sys.argv[2]).write_text(str(i))\n")
+    src = str(Path(io.__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": src}
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "ledger"), name], env=env,
+                              stderr=subprocess.PIPE) for name in ("a", "b")]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err.decode()[-2000:]
+    assert os.listdir(tmp_path) == ["ledger"]  # nothing moved aside is left
+    assert os.listdir(tmp_path / "ledger") in (["a"], ["b"])
+
+
+def test_file_lock_reports_a_wait_and_excludes_other_processes(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    lock = tmp_path / "stage.lock"
+    code = ("import sys; from booster import io\n"
+            "with io.file_lock(sys.argv[1], on_wait=lambda: print('waiting', flush=True)):\n"
+            "    print('got it', flush=True)\n")
+    env = {**os.environ, "PYTHONPATH": str(Path(io.__file__).resolve().parents[1])}
+    with io.file_lock(lock):
+        proc = subprocess.Popen([sys.executable, "-c", code, str(lock)], env=env, stdout=subprocess.PIPE, text=True)
+        assert proc.stdout.readline() == "waiting\n"  # blocked while this process holds it
+    assert proc.stdout.readline() == "got it\n" and proc.wait(timeout=60) == 0
+    # free again once released: no wait message
+    done = subprocess.run([sys.executable, "-c", code, str(lock)], env=env, capture_output=True, text=True, timeout=60)
+    assert done.stdout == "got it\n"

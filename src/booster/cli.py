@@ -6,12 +6,16 @@ its ``cli`` module; heavy imports (torch, transformers) happen inside the handle
 
 Errors caused by the user's input are printed as one line, ``booster: error: ...``, with exit
 code 2 (see :mod:`booster.errors`).
+
+The command works offline: it sets the Hugging Face libraries' offline switches before any of
+them is imported, unless the user opts in with ``BOOSTER_ONLINE=1``.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from booster import __version__
@@ -28,6 +32,25 @@ COMMAND_MODULES = [
 ]
 
 
+# Read by huggingface_hub, transformers and datasets once, when they are imported.
+OFFLINE_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
+ONLINE_VAR = "BOOSTER_ONLINE"
+
+EPILOG = (f"Offline by default: models and datasets come from local files and the local Hugging Face "
+          f"cache only. Set {ONLINE_VAR}=1 to let booster download from the hub.")
+
+
+def offline_by_default(environ=os.environ) -> None:
+    """Switch the hub libraries offline, unless ``BOOSTER_ONLINE=1`` or the user set them.
+
+    A command that would download (an unknown model name, the raw datasets) then fails at once
+    with a one-line error instead of trying the network."""
+    if environ.get(ONLINE_VAR, "").strip().lower() in {"1", "true", "yes", "on"}:
+        return
+    for var in OFFLINE_VARS:
+        environ.setdefault(var, "1")
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but usage errors are one line and exit 2 like every other input error."""
 
@@ -39,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="booster",
         description="Defend LLMs against harmful fine-tuning: prepare data, align, attack, evaluate.",
+        epilog=EPILOG,
     )
     parser.add_argument("--version", action="version", version=f"booster {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -55,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    offline_by_default()
     try:
         parser = build_parser()
         args, extra = parser.parse_known_args(argv)

@@ -75,6 +75,25 @@ def register(sub) -> None:
     m.add_argument("--out", help="write the result JSON here too")
     m.set_defaults(func=_methods)
 
+    c = bsub.add_parser("cli", help="start-up wall time and peak memory of `booster --help` and `data check`")
+    c.add_argument("--runs", type=int, default=7, help="runs per command (median reported)")
+    c.add_argument("--out", help="write the result JSON here too")
+    c.set_defaults(func=_cli)
+
+
+def _cli(args) -> int:
+    from booster import io
+    from booster.bench.startup import bench_cli, format_table
+    from booster.errors import BoosterError
+
+    if args.runs < 1:
+        raise BoosterError(f"--runs must be at least 1, got {args.runs}")
+    result = bench_cli(args.runs)
+    print(format_table(result))
+    if args.out:
+        io.write_json(args.out, result)
+    return 0
+
 
 def _judge(args) -> int:
     from booster import io

@@ -370,7 +370,9 @@ def _resolve_hub(repo_id: str) -> ResolvedModel:
         if hf_hub_offline():
             if folder is not None:  # cached, but not loadable: say why (e.g. pickle-only weights)
                 check_model_folder(folder, f"{repo_id} ({folder})")
-            raise BoosterError(not_found + " (offline: HF_HUB_OFFLINE is set)")
+            # the booster command is offline unless the user opts in (booster.cli.offline_by_default)
+            raise BoosterError(not_found + " (offline: HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE is set; "
+                               "BOOSTER_ONLINE=1 lets booster download from the hub)")
         from huggingface_hub import snapshot_download
 
         try:

@@ -28,8 +28,7 @@ def register(sub) -> None:
 def _run(args) -> int:
     from booster.config import load_config
     from booster.pipeline.config import ExperimentConfig
-    from booster.pipeline.grid import check_pools, ensure_data, plan, run_experiment, warn_slow_dtype
-    from booster.pipeline.stages import Stages
+    from booster.pipeline.grid import check_config, plan, run_experiment
 
     if args.describe:
         from booster.config import describe
@@ -42,11 +41,8 @@ def _run(args) -> int:
 
         raise BoosterError("booster run: missing CONFIG (a YAML file such as configs/quick-smollm2.yaml)")
     cfg = load_config(ExperimentConfig, args.config, args.overrides)
-    if args.check:
-        ensure_data(cfg)
-        stages = Stages(cfg, progress=False)
-        check_pools(stages)
-        warn_slow_dtype(cfg, stages.device)
+    if args.check:  # without torch: a check answers at once
+        check_config(cfg)
         a = cfg.attack
         extra = f" + {len(a.extra)} extra sub-grids" if a.extra else ""
         print(f"config OK: {len(plan(cfg))} attacked runs ({len(cfg.methods)} methods × {len(a.tasks)} tasks × "

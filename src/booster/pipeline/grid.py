@@ -12,14 +12,12 @@ import json
 import shutil
 from pathlib import Path
 
-import torch
-
 from tqdm.auto import tqdm
 
 from booster import io
 from booster.config import to_dict
 from booster.pipeline.config import FINETUNE_METHODS, HARMFUL_DATA_METHODS, ExperimentConfig, align_method
-from booster.pipeline.stages import StageResult, Stages
+from booster.pipeline.stages import StageResult, Stages, eval_tasks, pool_sha256
 
 SUMMARY_KEYS = ("method", "p", "n", "seed", "task", "hs", "hs_plus", "fa", "hs_before_attack",
                 "fa_before_attack", "refusal_rate", "over_refusal")
@@ -36,24 +34,46 @@ def ensure_data(cfg: ExperimentConfig) -> None:
     prepare(source, cfg.data.dir, DataConfig(seed=cfg.data.seed))
 
 
-def check_pools(stages: Stages) -> None:
+def check_config(cfg: ExperimentConfig) -> None:
+    """What ``booster run --check`` checks before any training: the data pools (prepared when
+    missing), the model name and the dtypes. Torch is not imported (unless the config switches
+    bf16_emulation off: then the hardware is asked whether it has native bf16)."""
+    from booster.models.registry import resolve_model
+
+    ensure_data(cfg)
+    check_pools(cfg)
+    resolve_model(cfg.model)
+    warn_slow_dtype(cfg)
+
+
+def check_pools(cfg: ExperimentConfig, manifest: dict | None = None) -> None:
     """Every pool the grid reads must exist before the first step of training."""
-    cfg = stages.cfg
+    from booster.data import load_manifest
+
+    data_dir = Path(cfg.data.dir)
+    manifest = load_manifest(data_dir) if manifest is None else manifest
     tasks = grid_tasks(plan(cfg))
     needed = ["alignment", "attacker_harmful"] + [f"{t}_train" for t in tasks]
     if any(align_method(m) in HARMFUL_DATA_METHODS for m in cfg.methods):
         needed.append("provider_harmful")
     for task in tasks:
-        needed += [t.pool for t, _ in stages.eval_tasks(task)]
+        needed += [t.pool for t, _ in eval_tasks(cfg, task)]
     for name in needed:
-        stages.pool_hash(name)
+        pool_sha256(manifest, data_dir, name)
 
 
-def warn_slow_dtype(cfg: ExperimentConfig, device) -> None:
+def warn_slow_dtype(cfg: ExperimentConfig, device=None) -> None:
+    """Warn when bf16 would run in PyTorch's slow generic kernel (``device``: default, the one
+    the stages use)."""
     import sys
+
+    if cfg.bf16_emulation:  # bf16 products then run in float32: never the slow kernel
+        return
+    import torch
 
     from booster.hardware import bf16_warning
 
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     message = bf16_warning(cfg.dtype_settings(), device, cfg.bf16_emulation)
     if message:
         print(f"booster: warning: {message}", file=sys.stderr)
@@ -96,6 +116,7 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = True, log=print, j
 
     ``judge``: a judge object to use instead of loading ``cfg.eval.judge`` (see
     ``booster.evaluation.judge``); its identity is recorded like any other judge's."""
+    import torch
     from accelerate import PartialState
 
     from booster.hardware import bf16_products
@@ -115,7 +136,7 @@ def _run_grid(cfg: ExperimentConfig, stages: Stages, state, *, progress: bool, l
     from booster.protocol import base_protocol
     from booster.report.summary import write_report
 
-    check_pools(stages)
+    check_pools(cfg, stages.manifest)
     if state.is_main_process:
         warn_slow_dtype(cfg, stages.device)
     if not state.is_main_process:

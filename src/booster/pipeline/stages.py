@@ -13,18 +13,22 @@ A fresh checkout imports the ledger into its cache, so a grid that spans session
 a finished stage; when a new stage needs the weights of an imported one (a new attack on an
 aligned model, new answers of an attacked model), that adapter is retrained from the same
 inputs under the same key.
+
+Several runs may share one cache: each stage is computed under a lock
+(``CACHE/<stage>/<key>.lock``), so a run that reaches a stage another run is computing waits for
+it, then reuses what it wrote instead of computing it again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
 
 from booster import io
 from booster.config import to_dict
@@ -51,6 +55,26 @@ def key_identity(identity: dict) -> dict:
     return strip(identity)
 
 
+def pool_sha256(manifest: dict, data_dir: Path, name: str) -> str:
+    """The hash of one prepared pool, from the data folder's manifest."""
+    try:
+        return manifest["pools"][name]["sha256"]
+    except KeyError:
+        raise BoosterError(f"data pool '{name}' is missing from {data_dir}/manifest.json "
+                           "(re-run `booster data prepare`)") from None
+
+
+def eval_tasks(cfg: ExperimentConfig, task: str):
+    """(task, number of prompts) evaluated for a user task: HS, that task's FA, over-refusal."""
+    from booster.evaluation.tasks import TASKS
+
+    e = cfg.eval
+    val = e.prompts == "validation"
+    hs, over = TASKS["hs_val" if val else "hs"], TASKS["over_refusal_val" if val else "over_refusal"]
+    return [(hs, e.hs_prompts), (TASKS[task], e.fa_samples_by_task.get(task, e.fa_samples)),
+            (over, e.over_refusal_prompts)]
+
+
 def digest(obj) -> str:
     return io.sha256_text(json.dumps({"stage_version": STAGE_VERSION, **obj}, sort_keys=True, default=str))[:16]
 
@@ -71,6 +95,8 @@ class Stages:
     """The three stages for one experiment config, sharing one data folder and cache."""
 
     def __init__(self, cfg: ExperimentConfig, *, progress: bool = True, judge=None):
+        import torch
+
         from booster.data import load_manifest
         from booster.models import resolve_model
 
@@ -98,11 +124,7 @@ class Stages:
 
     # -- helpers ---------------------------------------------------------------------------
     def pool_hash(self, name: str) -> str:
-        try:
-            return self.manifest["pools"][name]["sha256"]
-        except KeyError:
-            raise BoosterError(f"data pool '{name}' is missing from {self.data_dir}/manifest.json "
-                               "(re-run `booster data prepare`)") from None
+        return pool_sha256(self.manifest, self.data_dir, name)
 
     def pool(self, name: str) -> list[dict]:
         from booster.data import load_pool
@@ -131,6 +153,32 @@ class Stages:
     def _cached(self, kind: str, key: str) -> Path | None:
         path = self.cache / kind / key
         return path if (path / "stage.json").exists() else None
+
+    def _reusable(self, kind: str, key: str, rebuild: bool = False) -> StageResult | None:
+        """The finished stage, or None when it must be computed (``rebuild``: its adapter is missing)."""
+        path = self._cached(kind, key)
+        if path is None or (rebuild and not (path / "adapter").exists()):
+            return None
+        return self._load(kind, key)
+
+    @contextlib.contextmanager
+    def _lock(self, kind: str, key: str, *, every_process: bool = False):
+        """Compute one stage alone: another run on this cache that holds the stage's lock is
+        waited for (with a message), and the caller then checks the cache again.
+
+        Only the main process takes the lock (the others of a distributed run would otherwise
+        wait for it); with ``every_process``, for stages every process computes, the others wait
+        at a barrier until it holds the lock, so that all of them then see the same cache."""
+        def say_waiting():
+            print(f"booster: waiting for stage {kind}/{key} (locked by another run on {self.cache})",
+                  file=sys.stderr, flush=True)
+
+        lock = (io.file_lock(self.cache / kind / f"{key}.lock", on_wait=say_waiting)
+                if self.state.is_main_process else contextlib.nullcontext())
+        with lock:
+            if every_process:
+                self.state.wait_for_everyone()
+            yield
 
     def _finish(self, kind: str, key: str, work: Path, record: dict) -> StageResult:
         shutil.rmtree(work / "checkpoint", ignore_errors=True)
@@ -162,10 +210,13 @@ class Stages:
         n = 0
         for stage_json in sorted(Path(src).glob("*/*/stage.json")):
             kind, key = stage_json.parent.parent.name, stage_json.parent.name
-            if kind in ("align", "attack", "generate", "eval") and not self._cached(kind, key):
-                with io.atomic_dir(self.cache / kind / key) as tmp:
-                    shutil.copytree(stage_json.parent, tmp, dirs_exist_ok=True)
-                n += 1
+            if kind not in ("align", "attack", "generate", "eval") or self._cached(kind, key):
+                continue
+            with self._lock(kind, key):  # not under another run that is computing or importing it
+                if not self._cached(kind, key):
+                    with io.atomic_dir(self.cache / kind / key) as tmp:
+                        shutil.copytree(stage_json.parent, tmp, dirs_exist_ok=True)
+                    n += 1
         return n
 
     def with_adapter(self, result: StageResult | None) -> StageResult | None:
@@ -230,12 +281,14 @@ class Stages:
     def align(self, method: str, rebuild: bool = False) -> StageResult:
         """The aligned adapter of ``method`` (cached); ``rebuild``: retrain a cached stage's
         missing adapter (see :meth:`with_adapter`)."""
+        key = self.align_key(method)
+        with self._lock("align", key, every_process=True):  # every process decides under it
+            return self._reusable("align", key, rebuild) or self._align(method, key)
+
+    def _align(self, method: str, key: str) -> StageResult:
         from booster.models.adapters import attach_lora
         from booster.training import encode_records
 
-        key = self.align_key(method)
-        if self._cached("align", key) and not rebuild:
-            return self._load("align", key)
         a = self.cfg.align
         work = self.cache / "align" / f"{key}.work"
         record = {"stage": "align", "key": key, "method": method, "bf16_kernels": self.bf16_kernels}
@@ -274,6 +327,13 @@ class Stages:
                finetune: str = "sft", rebuild: bool = False) -> StageResult:
         """Fine-tune on the user's mix (n samples, share p harmful); ``finetune``: 'sft' (the
         attack as users run it) or 'lisa' (the provider's fine-tuning-stage defense)."""
+        key = self.attack_key(align, finetune, task, n, p, seed)
+        with self._lock("attack", key, every_process=True):  # every process decides under it
+            return (self._reusable("attack", key, rebuild)
+                    or self._attack(key, self.with_adapter(align), task, n, p, seed, finetune))
+
+    def _attack(self, key: str, align: StageResult | None, task: str, n: int, p: float, seed: int,
+                finetune: str) -> StageResult:
         from dataclasses import replace
 
         from booster.data import mix
@@ -281,10 +341,6 @@ class Stages:
         from booster.models.adapters import apply_adapter, attach_lora, load_adapter
         from booster.training import encode_records
 
-        key = self.attack_key(align, finetune, task, n, p, seed)
-        if self._cached("attack", key) and not rebuild:
-            return self._load("attack", key)
-        align = self.with_adapter(align)
         k = self.cfg.attack
         work = self.cache / "attack" / f"{key}.work"
         record = {"stage": "attack", "key": key, "align": align.key if align else None, "task": task, "n": n,
@@ -322,14 +378,7 @@ class Stages:
 
     # -- evaluation ------------------------------------------------------------------------
     def eval_tasks(self, task: str):
-        """(task, number of prompts) evaluated for a user task: HS, that task's FA, over-refusal."""
-        from booster.evaluation.tasks import TASKS
-
-        e = self.cfg.eval
-        val = e.prompts == "validation"
-        hs, over = TASKS["hs_val" if val else "hs"], TASKS["over_refusal_val" if val else "over_refusal"]
-        return [(hs, e.hs_prompts), (TASKS[task], e.fa_samples_by_task.get(task, e.fa_samples)),
-                (over, e.over_refusal_prompts)]
+        return eval_tasks(self.cfg, task)
 
     def _gen_key(self, align: StageResult | None, attack: StageResult | None, task, limit) -> str:
         """Answers depend on the model state, the prompts and the decoding, not on the judge."""
@@ -355,10 +404,8 @@ class Stages:
 
         Two cached steps per task: the answers (``generate``: expensive, judge-independent) and
         their scores (``eval``: cheap), so changing the judge rescores without regenerating."""
-        from booster.evaluation.harness import load_prompts, prompt_of, score_task
-        from booster.models.generation import generate
+        from booster.evaluation.harness import load_prompts
 
-        e = self.cfg.eval
         results, todo = {}, []  # results keep the task order, whether cached or computed now
         for t, limit in self.eval_tasks(task):
             gen_key = self._gen_key(align, attack, t, limit)
@@ -375,42 +422,61 @@ class Stages:
             self.state.wait_for_everyone()
             results |= {t.name: self._load("eval", key) for t, _, _, key in todo}
             return results
-        model = tok = None
+        model = None  # (model, tokenizer), loaded when the first answers must be generated
         for t, limit, gen_key, key in todo:
             records = load_prompts(self.data_dir, t, limit)
             if not self._cached("generate", gen_key):
-                if model is None:
-                    model, tok = self._eval_model(align, attack)
-                work = self.cache / "generate" / f"{gen_key}.work"
-                shutil.rmtree(work, ignore_errors=True)  # generation is redone whole, not resumed
-                work.mkdir(parents=True)
-                record = {"stage": "generate", "key": gen_key, "task": t.name, "align": align.key if align else None,
-                          "attack": attack.key if attack else None, "bf16_kernels": self.bf16_kernels}
-                with measure(record):
-                    gens = generate(model, tok, [prompt_of(r) for r in records],
-                                    max_new_tokens=t.max_new_tokens or e.max_new_tokens,
-                                    batch_size=e.batch_size, desc=t.name, progress=self.progress)
-                record["generated_tokens"] = sum(g.new_tokens for g in gens)
-                io.write_jsonl(work / "answers.jsonl", [{"answer": g.text, "new_tokens": g.new_tokens} for g in gens])
-                self._finish("generate", gen_key, work, record)
+                with self._lock("generate", gen_key):
+                    if not self._cached("generate", gen_key):
+                        model = model or self._eval_model(align, attack)
+                        self._generate(t, records, gen_key, model, align, attack)
             generated = self._load("generate", gen_key)
-            answers = [row["answer"] for row in io.read_jsonl(generated.path / "answers.jsonl")]
-            work = self.cache / "eval" / f"{key}.work"
-            shutil.rmtree(work, ignore_errors=True)
-            work.mkdir(parents=True)
-            record = {"stage": "eval", "key": key, "generate": gen_key, "task": t.name,
-                      "align": align.key if align else None, "attack": attack.key if attack else None,
-                      "judge": self.judge_identity() if t.metric == "harmful_score" else None}
-            with measure(record):
-                metrics, rows = score_task(t, records, answers, self.judge() if t.metric == "harmful_score" else None)
-            metrics.update(max_new_tokens=t.max_new_tokens or e.max_new_tokens,
-                           generation_seconds=generated.record["seconds"],
-                           generated_tokens=generated.record["generated_tokens"])
-            record["metrics"] = metrics
-            io.write_jsonl(work / "samples.jsonl", rows)
-            results[t.name] = self._finish("eval", key, work, record)
+            with self._lock("eval", key):
+                results[t.name] = self._reusable("eval", key) or self._score(t, records, generated, key, align, attack)
         self.state.wait_for_everyone()
         return results
+
+    def _generate(self, t, records: list[dict], gen_key: str, model, align: StageResult | None,
+                  attack: StageResult | None) -> StageResult:
+        """The answers of one model state to one task's prompts (main process, under the lock)."""
+        from booster.evaluation.harness import prompt_of
+        from booster.models.generation import generate
+
+        e = self.cfg.eval
+        work = self.cache / "generate" / f"{gen_key}.work"
+        shutil.rmtree(work, ignore_errors=True)  # generation is redone whole, not resumed
+        work.mkdir(parents=True)
+        record = {"stage": "generate", "key": gen_key, "task": t.name, "align": align.key if align else None,
+                  "attack": attack.key if attack else None, "bf16_kernels": self.bf16_kernels}
+        with measure(record):
+            gens = generate(*model, [prompt_of(r) for r in records],
+                            max_new_tokens=t.max_new_tokens or e.max_new_tokens,
+                            batch_size=e.batch_size, desc=t.name, progress=self.progress)
+        record["generated_tokens"] = sum(g.new_tokens for g in gens)
+        io.write_jsonl(work / "answers.jsonl", [{"answer": g.text, "new_tokens": g.new_tokens} for g in gens])
+        return self._finish("generate", gen_key, work, record)
+
+    def _score(self, t, records: list[dict], generated: StageResult, key: str, align: StageResult | None,
+               attack: StageResult | None) -> StageResult:
+        """Score cached answers with the task's rule or the judge (main process, under the lock)."""
+        from booster.evaluation.harness import score_task
+
+        e = self.cfg.eval
+        answers = [row["answer"] for row in io.read_jsonl(generated.path / "answers.jsonl")]
+        work = self.cache / "eval" / f"{key}.work"
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        record = {"stage": "eval", "key": key, "generate": generated.key, "task": t.name,
+                  "align": align.key if align else None, "attack": attack.key if attack else None,
+                  "judge": self.judge_identity() if t.metric == "harmful_score" else None}
+        with measure(record):
+            metrics, rows = score_task(t, records, answers, self.judge() if t.metric == "harmful_score" else None)
+        metrics.update(max_new_tokens=t.max_new_tokens or e.max_new_tokens,
+                       generation_seconds=generated.record["seconds"],
+                       generated_tokens=generated.record["generated_tokens"])
+        record["metrics"] = metrics
+        io.write_jsonl(work / "samples.jsonl", rows)
+        return self._finish("eval", key, work, record)
 
     def _eval_model(self, align: StageResult | None, attack: StageResult | None):
         """The model state to generate with: base, + alignment adapter, + attack adapter."""
