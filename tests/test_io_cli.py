@@ -122,3 +122,22 @@ def test_file_lock_reports_a_wait_and_excludes_other_processes(tmp_path):
     # free again once released: no wait message
     done = subprocess.run([sys.executable, "-c", code, str(lock)], env=env, capture_output=True, text=True, timeout=60)
     assert done.stdout == "got it\n"
+
+
+def test_error_naming_an_undecodable_file_name_is_still_one_line(tmp_path, capsys):
+    # os.fsdecode turns the byte 0xff into a lone surrogate, which stderr cannot encode as is
+    name = os.fsdecode(b"bad-\xff.jsonl")
+    assert main(["data", "check", str(tmp_path / name)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("booster: error:") and "bad-" in err[0]
+
+
+def test_broken_pipe_on_stdout_exits_quietly(tmp_path):
+    import subprocess
+    import sys
+
+    # `booster run --describe | head -1`: the reader closes the pipe after one line
+    proc = subprocess.run(f"{sys.executable} -m booster run --describe | head -1", shell=True,
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.stdout.count("\n") == 1
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr

@@ -91,8 +91,14 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         return int(args.func(args) or 0)
     except BoosterError as e:
-        print(f"booster: error: {e}", file=sys.stderr)
+        # a file name with undecodable bytes must not turn the one-line error into a traceback
+        enc = getattr(sys.stderr, "encoding", None) or "utf-8"
+        print(f"booster: error: {e}".encode(enc, "backslashreplace").decode(enc), file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # `booster run --describe | head`: the reader left, nothing is wrong
+        # Python would complain again while flushing stdout at exit; point it at devnull
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("booster: interrupted", file=sys.stderr)
         return 130
