@@ -20,7 +20,7 @@ from booster.pipeline.config import FINETUNE_METHODS, HARMFUL_DATA_METHODS, Expe
 from booster.pipeline.stages import StageResult, Stages, eval_tasks, pool_sha256
 
 SUMMARY_KEYS = ("method", "p", "n", "seed", "task", "hs", "hs_plus", "fa", "hs_before_attack",
-                "fa_before_attack", "refusal_rate", "over_refusal")
+                "fa_before_attack", "over_refusal_before_attack", "refusal_rate", "over_refusal")
 
 
 def ensure_data(cfg: ExperimentConfig) -> None:
@@ -141,7 +141,7 @@ def _run_grid(cfg: ExperimentConfig, stages: Stages, state, *, progress: bool, l
         warn_slow_dtype(cfg, stages.device)
     if not state.is_main_process:
         log = lambda *_: None  # noqa: E731
-    out = Path(cfg.out.format(name=cfg.name))
+    out = Path(cfg.run_dir())
     ledger = out / "stages"
     with state.main_process_first():
         imported = stages.import_ledger(ledger) if state.is_main_process and ledger.is_dir() else 0
@@ -165,7 +165,8 @@ def _run_grid(cfg: ExperimentConfig, stages: Stages, state, *, progress: bool, l
             m = _metrics(evals, task)
             rows.append({"method": "unaligned", "p": None, "n": None, "seed": None, "task": task,
                          **{k: m[k] for k in ("hs", "hs_plus", "fa", "refusal_rate", "over_refusal")},
-                         "hs_before_attack": m["hs"], "fa_before_attack": m["fa"], "hs_prompts": m["hs_prompts"],
+                         "hs_before_attack": m["hs"], "fa_before_attack": m["fa"],
+                         "over_refusal_before_attack": m["over_refusal"], "hs_prompts": m["hs_prompts"],
                          "judge_sha256": m["judge_sha256"],
                          "stage": "reference: the base model, not aligned and not attacked"})
     for method in cfg.methods:
@@ -194,7 +195,8 @@ def _run_grid(cfg: ExperimentConfig, stages: Stages, state, *, progress: bool, l
                 rows.append({
                     "method": method, "p": p, "n": n, "seed": seed, "task": task,
                     **{k: m[k] for k in ("hs", "hs_plus", "fa", "refusal_rate", "over_refusal")},
-                    "hs_before_attack": mb["hs"], "fa_before_attack": mb["fa"], "hs_prompts": m["hs_prompts"],
+                    "hs_before_attack": mb["hs"], "fa_before_attack": mb["fa"],
+                    "over_refusal_before_attack": mb["over_refusal"], "hs_prompts": m["hs_prompts"],
                     "judge_sha256": m["judge_sha256"], "align_method": am, "finetune": finetune, "topology": a.topology,
                     "align_key": aligned.key, "attack_key": attacked.key,
                     "align_seconds": aligned.record["seconds"], "align_peak_rss_mb": aligned.record["peak_rss_mb"],
