@@ -23,27 +23,10 @@ gradient accumulation and DDP give the same update as one large batch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
-from booster.config import option
-from booster.errors import ConfigError
 from booster.methods.base import StepContext
-
-
-@dataclass
-class BoosterConfig:
-    lam: float = option(5.0, "λ, weight of the harmful-loss reduction term (paper/code default: 5)")
-    alpha: float = option(0.1, "α, step size of the simulated normalised harmful step (paper/code default: 0.1)")
-    align_stream: str = option("align", "data stream of the alignment loss f")
-    harmful_stream: str = option("harmful", "data stream of the harmful loss h (provider's harmful data)")
-
-    def validate(self):
-        if not self.lam >= 0:
-            raise ConfigError(f"lam (λ) must be >= 0, got {self.lam}")
-        if not self.alpha > 0:
-            raise ConfigError(f"alpha (α) must be > 0, got {self.alpha}")
+from booster.methods.configs import BoosterConfig  # re-exported: its home is torch-free
 
 
 class Booster:

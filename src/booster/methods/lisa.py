@@ -22,43 +22,11 @@ is the only state that cannot be recomputed; ``state_dict`` returns it as tensor
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-
 import torch
 
-from booster.config import option
 from booster.errors import ConfigError
 from booster.methods.base import StepContext
-
-
-@dataclass
-class LisaConfig:
-    align_steps: int = option(100, "K_align, consecutive steps on alignment data per cycle "
-                                    "(authors' script lisa_poison_ratio.sh: align_step=100)")
-    user_steps: int = option(900, "K_user, consecutive steps on user data per cycle "
-                                  "(authors' script: finetune_step=900)")
-    rho: float = option(1.0, "ρ, intensity of the proximal term ρ/2·‖w − w̃‖² "
-                             "(authors' script lisa_poison_ratio.sh: RHO=1)")
-    proximal_start: float = option(0.1, "fraction of total_steps during which the proximal term is off "
-                                        "(authors' trainer: 0.1 of the training steps)")
-    total_steps: int | None = option(None, "total optimizer steps of the run (set it to train.steps); "
-                                           "required when rho > 0 and proximal_start > 0")
-    align_stream: str = option("align", "data stream of the alignment state")
-    user_stream: str = option("user", "data stream of the user (fine-tuning) state")
-
-    def validate(self):
-        if self.align_steps < 0 or self.user_steps < 0 or self.align_steps + self.user_steps == 0:
-            raise ConfigError(f"align_steps and user_steps must be >= 0 and not both 0, "
-                              f"got {self.align_steps} and {self.user_steps}")
-        if not (self.rho >= 0 and math.isfinite(self.rho)):
-            raise ConfigError(f"rho (ρ) must be a finite number >= 0, got {self.rho}")
-        if not 0 <= self.proximal_start <= 1:
-            raise ConfigError(f"proximal_start must be in [0, 1], got {self.proximal_start}")
-        if self.total_steps is not None and self.total_steps < 1:
-            raise ConfigError(f"total_steps must be >= 1, got {self.total_steps}")
-        if self.align_stream == self.user_stream:
-            raise ConfigError(f"align_stream and user_stream must differ, both are '{self.align_stream}'")
+from booster.methods.configs import LisaConfig  # re-exported: its home is torch-free
 
 
 class Lisa:

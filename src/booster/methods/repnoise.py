@@ -43,42 +43,15 @@ where their code also includes the embedding output and counts the final logits 
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 
-from booster.config import option
-from booster.errors import ConfigError
 from booster.methods.base import StepContext
+from booster.methods.configs import RepNoiseConfig  # re-exported: its home is torch-free
 from booster.methods.hooks import decoder_layers, final_norm_and_head, first, forward_hooks
 from booster.methods.losses import IGNORE_INDEX
 
 BANDWIDTH_MULTIPLIERS = (0.25, 0.5, 1.0, 2.0, 4.0)  # the authors' kernel_mul=2, kernel_num=5
-
-
-@dataclass
-class RepNoiseConfig:
-    beta: float = option(0.001, "β, weight of the MMD-to-noise term (authors' code default: 0.001)")
-    alpha: float = option(1.0, "α, weight of the −log(harmful loss + 1) ascent term (authors' code default: 1)")
-    seed: int = option(0, "seed of the Gaussian noise the harmful representations are pushed towards")
-    lens_tokens: int | None = option(
-        None, "answer tokens per harmful micro-batch in the logit-lens loss H, drawn without replacement "
-              "each step (null: all of them, the paper). The lens costs L full-vocabulary LM-head passes: "
-              "on SmolLM2 (vocab 49152, hidden 576, 30 layers) about 6x the FLOPs of a forward pass of the whole model")
-    align_stream: str = option("align", "data stream of the alignment loss (harmful prompt → safe answer)")
-    harmful_stream: str = option("harmful", "data stream of the harmful batch (harmful prompt → harmful answer)")
-
-    def validate(self):
-        for key in ("beta", "alpha"):
-            value = getattr(self, key)
-            if not (value >= 0 and math.isfinite(value)):
-                raise ConfigError(f"{key} must be a finite number >= 0, got {value}")
-        if not 0 <= self.seed < 2**31:
-            raise ConfigError(f"seed must be in [0, 2^31), got {self.seed}")
-        if self.lens_tokens is not None and self.lens_tokens < 1:
-            raise ConfigError(f"lens_tokens must be >= 1 or null, got {self.lens_tokens}")
 
 
 def noise_seed(seed: int, step: int) -> int:

@@ -2,15 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from booster.config import option
 from booster.methods.base import StepContext
-
-
-@dataclass
-class SFTConfig:
-    stream: str = option("align", "data stream to train on ('align' in the alignment stage, 'user' in fine-tuning)")
+from booster.methods.configs import SFTConfig  # re-exported: its home is torch-free
 
 
 class SFT:

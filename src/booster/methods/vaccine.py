@@ -26,26 +26,13 @@ gradient gives ε = 0), so ‖ε‖ = ρ exactly.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 
-from booster.config import option
-from booster.errors import ConfigError
 from booster.methods.base import StepContext
+from booster.methods.configs import VaccineConfig  # re-exported: its home is torch-free
 from booster.methods.hooks import attention_modules, first, forward_hooks, replace_first
 from booster.methods.losses import causal_lm_loss_sum, supervised_tokens
-
-
-@dataclass
-class VaccineConfig:
-    rho: float = option(2.0, "ρ, norm of the hidden-embedding perturbation over all layers "
-                             "(their README's default command uses ρ=2)")
-    stream: str = option("align", "data stream of the alignment loss")
-
-    def validate(self):
-        if not (self.rho >= 0 and math.isfinite(self.rho)):
-            raise ConfigError(f"rho (ρ) must be a finite number >= 0, got {self.rho}")
 
 
 class Vaccine:

@@ -17,9 +17,9 @@ from typing import Literal
 
 from booster.config import option, quote
 from booster.errors import ConfigError
-from booster.methods import BoosterConfig, LisaConfig, RepNoiseConfig, VaccineConfig
+from booster.methods.configs import BoosterConfig, LisaConfig, RepNoiseConfig, VaccineConfig
 from booster.models.adapters import LoraSettings
-from booster.training import TrainConfig
+from booster.training.config import TrainConfig
 
 # Defenses by stage. "lisa" is a fine-tuning-stage defense: it aligns with SFT (sharing the
 # cached SFT-aligned model) and replaces the user's plain fine-tuning by Lisa's bi-state steps.

@@ -17,56 +17,22 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Callable
 
 import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from booster import io
-from booster.config import option, to_dict
-from booster.errors import BoosterError, ConfigError
+from booster.config import to_dict
+from booster.errors import BoosterError
 from booster.methods.base import StepContext
 from booster.methods.losses import causal_lm_loss_sum, supervised_tokens
 from booster.training.batches import Example, collate
 from booster.training.checkpoint import load_checkpoint, save_checkpoint
+from booster.training.config import TrainConfig  # re-exported: its home is torch-free
 from booster.training.streams import Stream
-
-
-@dataclass
-class TrainConfig:
-    steps: int = option(100, "optimizer steps")
-    lr: float = option(1e-4, "peak learning rate")
-    optimizer: Literal["adamw", "sgd"] = option("adamw", "optimizer (AdamW: β=(0.9, 0.999), ε=1e-8)")
-    weight_decay: float = option(0.0, "decoupled weight decay")
-    schedule: Literal["constant", "linear", "cosine"] = option("constant", "decay after warm-up")
-    warmup_steps: int = option(0, "linear warm-up steps")
-    max_grad_norm: float | None = option(1.0, "clip the step's gradient to this global L2 norm (null: off)")
-    batch_size: int = option(8, "global batch size (examples per step) of every stream")
-    batch_sizes: dict[str, int] = option(factory=dict, help="per-stream overrides, e.g. {harmful: 4}")
-    micro_batch_size: int = option(8, "examples per forward/backward (gradient accumulation below batch_size)")
-    max_length: int = option(256, "tokens per example (longer ones are truncated)")
-    mixed_precision: Literal["no", "bf16"] = option("no", "bf16 autocast for forward passes")
-    seed: int = option(0, "seed of data order and dropout")
-    log_every: int = option(10, "print a log line every N steps")
-    checkpoint_every: int = option(50, "checkpoint every N steps (and at the end)")
-    probe_every: int = option(0, "evaluate the probe losses every N steps (0: never)")
-
-    def validate(self):
-        for key in ("steps", "batch_size", "micro_batch_size", "max_length", "log_every", "checkpoint_every"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)}")
-        if not self.lr > 0:
-            raise ConfigError(f"lr must be > 0, got {self.lr}")
-        if self.max_grad_norm is not None and not self.max_grad_norm > 0:
-            raise ConfigError(f"max_grad_norm must be > 0 or null, got {self.max_grad_norm}")
-        if self.warmup_steps < 0 or self.probe_every < 0:
-            raise ConfigError("warmup_steps and probe_every must be >= 0")
-        bad = {k: v for k, v in self.batch_sizes.items() if v < 1}
-        if bad:
-            raise ConfigError(f"batch_sizes must be >= 1, got {bad}")
 
 
 def lr_factor(step: int, cfg: TrainConfig) -> float:
