@@ -26,6 +26,16 @@ def test_nonexistent_path_exits_2_with_one_line(action, capsys, tmp_path):
     assert f"model path '{missing}' does not exist" in line
 
 
+def test_model_path_symlink_loop_and_broken_link_say_what_they_are(capsys, tmp_path):
+    loop, broken = tmp_path / "loop", tmp_path / "broken"
+    loop.symlink_to(loop)
+    broken.symlink_to(tmp_path / "gone")
+    assert main(["model", "info", str(loop)]) == 2
+    assert "is a symlink loop" in _one_error_line(capsys)
+    assert main(["model", "info", str(broken)]) == 2
+    assert "is a broken symlink" in _one_error_line(capsys)
+
+
 def test_unknown_hub_id_offline_exits_2(capsys):
     assert main(["model", "info", "nobody-here/nothing-like-this"]) == 2
     line = _one_error_line(capsys)

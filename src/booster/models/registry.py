@@ -17,6 +17,7 @@ whose files do not match the record, is rebuilt.
 from __future__ import annotations
 
 import contextlib
+import errno
 import importlib.metadata
 import json
 import logging
@@ -416,6 +417,15 @@ def resolve_model(name_or_path: str | os.PathLike, *, rebuild: bool = False) -> 
         return ResolvedModel(str(folder), "local", folder, {"path": str(folder)})
     if folder.exists():
         raise BoosterError(f"model path '{name}' is a file; give the folder with config.json and *.safetensors")
+    if folder.is_symlink():  # exists() is False for a dangling link and for a link loop alike
+        from booster.data.userdata import SYMLINK_LOOP
+
+        try:
+            folder.stat()
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise BoosterError(f"model path '{name}' {SYMLINK_LOOP}") from None
+        raise BoosterError(f"model path '{name}' is a broken symlink (its target does not exist)")
     if path_given or looks_like_path(name):
         raise BoosterError(f"model path '{name}' does not exist")
     if not is_hub_id(name):
