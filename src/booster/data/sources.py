@@ -299,7 +299,7 @@ class HubSource:
                 msg = str(e).splitlines()[0] if str(e) else ""
                 raise BoosterError(
                     f"could not load {where} for dataset {name!r} from the Hugging Face hub "
-                    f"({type(e).__name__}: {msg}); offline? use --source DIR with a local copy"
+                    f"({type(e).__name__}: {msg}); offline by default: use --source DIR with a local copy, or set BOOSTER_ONLINE=1"
                 ) from None
             rows = []
             for i, hub_row in enumerate(hub_rows, 1):
