@@ -149,7 +149,7 @@ def test_hub_errors(tmp_path, monkeypatch):
     assert str(e.value) == (
         "could not load hub:stanfordnlp/sst2:train for dataset 'sst2_train' from the Hugging Face hub "
         "(ConnectionError: Couldn't reach 'stanfordnlp/sst2' on the Hub (LocalEntryNotFoundError)); "
-        "offline? use --source DIR with a local copy")
+        "offline by default: use --source DIR with a local copy, or set BOOSTER_ONLINE=1")
 
     with pytest.raises(DataError, match=r"hub:fancyzhx/ag_news:test: row 1: cannot read field 'class'"):
         HubSource(loader=FakeHub({("fancyzhx/ag_news", "test"): [{"content": "x"}]})).read("ag_news_test")
