@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 import pytest
+import yaml
 
 from booster.cli import main
 from booster.config import MAX_CONFIG_BYTES, apply_overrides, from_dict, load_config, option, quote
@@ -48,7 +49,7 @@ def test_billion_laughs_is_refused_with_a_short_message_and_little_memory(tmp_pa
     finally:
         tracemalloc.stop()
     msg = str(e.value)
-    assert msg.startswith(f"{path}:1: anchors and aliases") and len(msg) < 300
+    assert msg.startswith(f"{path}:") and "expands to more than 10,000 values" in msg and len(msg) < 300
     assert peak < 5_000_000  # bytes: the expansion (about 390 MB on main) never happens
 
 
@@ -57,12 +58,27 @@ def test_billion_laughs_through_the_cli_is_one_line_exit_2(tmp_path, capsys):
     path.write_text(billion_laughs("methods"))
     code, err = run_cli(capsys, path, "--check")
     assert code == 2 and err.count("\n") == 1 and len(err) < 300
-    assert err.startswith(f"booster: error: {path}:1: anchors and aliases")
+    assert err.startswith(f"booster: error: {path}:") and "expands to more than" in err
 
 
-def test_an_alias_in_an_override_is_refused():
-    with pytest.raises(ConfigError, match=r"override 'methods=\[&a sft, \*a\]': anchors and aliases"):
-        apply_overrides({}, ["methods=[&a sft, *a]"])
+def test_plain_aliases_load_as_yaml_dump_writes_them(tmp_path):
+    # yaml.dump writes an anchor wherever a Python config shares one object
+    train = {"steps": 3, "lr": 1e-3}
+    text = yaml.safe_dump({"model": "smollm2-135m-instruct", "methods": ["sft"],
+                           "align": {"train": train}, "attack": {"train": train}})
+    assert "&id001" in text and "*id001" in text
+    path = tmp_path / "dumped.yaml"
+    path.write_text(text)
+    cfg = load_config(ExperimentConfig, path)
+    assert cfg.align.train.steps == cfg.attack.train.steps == 3
+    assert apply_overrides({}, ["methods=[&a sft, *a]"])["methods"] == ["sft", "sft"]
+
+
+def test_an_alias_cycle_is_refused(tmp_path):
+    path = tmp_path / "cycle.yaml"
+    path.write_text("model: smollm2-135m-instruct\nmethods: &m [sft, *m]\n")
+    with pytest.raises(ConfigError, match=r"cycle.yaml:2: an alias refers to a value that contains it"):
+        load_config(ExperimentConfig, path)
 
 
 @pytest.mark.parametrize("text", ["model: " + "[" * 100_000, "model: " + "[" * 70 + "]" * 70])

@@ -6,9 +6,11 @@ before any work starts. Every field carries its documentation (and paper default
 ``metadata["help"]``; :func:`describe` renders it.
 
 The work any config can cause is bounded: files over :data:`MAX_CONFIG_BYTES` and YAML nested
-deeper than :data:`MAX_DEPTH` are refused, and so are anchors and aliases (``&a`` / ``*a``),
-which can make a few hundred bytes expand to gigabytes ("billion laughs"). Values quoted in
-error messages are shortened (:func:`quote`).
+deeper than :data:`MAX_DEPTH` are refused, and so is a document whose anchors and aliases
+(``&a`` / ``*a``) expand to more than :data:`MAX_NODES` values or to a cycle: a few hundred
+bytes of aliases of aliases expand to gigabytes ("billion laughs"). Plain aliases stay allowed,
+since ``yaml.dump`` writes one wherever a Python config shares an object. Values quoted in error
+messages are shortened (:func:`quote`).
 
 Numbers are read as people write them: YAML 1.1 reads ``1e-4`` as a string, so a float key
 accepts any decimal literal (``1e-4``, ``.5``, ``-2E+3``); a choice key such as
@@ -39,6 +41,7 @@ T = TypeVar("T")
 
 MAX_CONFIG_BYTES = 256 * 1024  # shipped configs are a few KB
 MAX_DEPTH = 64  # nesting of YAML collections; configs use 4 levels
+MAX_NODES = 10_000  # values of a document with its aliases expanded; shipped configs have ~150
 MAX_QUOTE = 80  # characters of a user value quoted in an error message
 
 # A decimal literal as people write it. YAML 1.1 only reads "1.0e-4" as a float, not "1e-4".
@@ -64,7 +67,7 @@ def quote(value: Any) -> str:
 
 
 class _Refused(yaml.YAMLError):
-    """A YAML construct config files do not allow (an alias, an anchor, deep nesting)."""
+    """A YAML document config files do not allow (too deep, or expanding too far through aliases)."""
 
     def __init__(self, problem: str, mark):
         super().__init__(problem)
@@ -72,17 +75,15 @@ class _Refused(yaml.YAMLError):
 
 
 class _BoundedLoader(yaml.SafeLoader):
-    """PyYAML's safe loader without anchors/aliases and with a nesting limit.
+    """PyYAML's safe loader with bounded expansion and nesting.
 
     An alias shares a node, so a few aliases of aliases expand exponentially when the value is
-    walked or printed; refusing them (configs have no use for them) bounds every later step by
-    the file size. The depth limit keeps PyYAML's recursive composer off Python's stack limit."""
+    walked or printed. The composed graph is small whatever the aliases do, so it is measured
+    (values counted with every alias expanded, and depth) before anything is built from it.
+    The depth limit during composition keeps PyYAML's recursive composer off Python's stack limit."""
 
     def compose_node(self, parent, index):
         event = self.peek_event()
-        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
-            raise _Refused("anchors and aliases (&name / *name) are not allowed in config files; "
-                           "write the value out", event.start_mark)
         self._depth = getattr(self, "_depth", 0) + 1
         try:
             if self._depth > MAX_DEPTH:
@@ -90,6 +91,42 @@ class _BoundedLoader(yaml.SafeLoader):
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
+
+    def get_single_data(self):
+        node = self.get_single_node()
+        if node is None:
+            return None
+        _check_expansion(node)
+        return self.construct_document(node)
+
+
+def _check_expansion(root) -> None:
+    """Refuse a node graph that expands to more than MAX_NODES values, nests (through aliases)
+    deeper than MAX_DEPTH, or refers to itself. Linear in the graph: sizes are memoised per node."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def size(node, depth: int) -> int:
+        if depth > MAX_DEPTH:
+            raise _Refused(f"nested more than {MAX_DEPTH} levels deep (aliases included)", node.start_mark)
+        if isinstance(node, yaml.ScalarNode):
+            return 1
+        if id(node) in open_nodes:
+            raise _Refused("an alias refers to a value that contains it (a cycle)", node.start_mark)
+        if id(node) not in sizes:
+            open_nodes.add(id(node))
+            children = [c for pair in node.value for c in pair] if isinstance(node, yaml.MappingNode) else node.value
+            total = 1
+            for child in children:
+                total += size(child, depth + 1)
+                if total > MAX_NODES:
+                    raise _Refused(f"expands to more than {MAX_NODES:,} values (anchors and aliases "
+                                   "repeated inside each other)", node.start_mark)
+            open_nodes.discard(id(node))
+            sizes[id(node)] = total
+        return sizes[id(node)]
+
+    size(root, 1)
 
 
 def _load_yaml(text: str) -> Any:
@@ -259,8 +296,8 @@ def to_dict(obj: Any) -> Any:
 def apply_overrides(data: dict, overrides: list[str] | tuple[str, ...]) -> dict:
     """Apply ``a.b.c=value`` overrides (values parsed as YAML scalars/lists) to a mapping.
 
-    A value YAML cannot read stays a string (``name=a: b``); one it refuses (an alias, deep
-    nesting) is an error naming the override."""
+    A value YAML cannot read stays a string (``name=a: b``); one it refuses (aliases that
+    expand too far, deep nesting) is an error naming the override."""
     data = dict(data)
     for item in overrides:
         if "=" not in item:
