@@ -6,9 +6,15 @@ WORK_DIR holds what the labeling produced:
   pool_E.jsonl   answers sampled from the committed runs' ledger (sample_committed.py)
   pool_T.jsonl   SmolLM2 answers to judge_half and AdvBench prompts (generate_train.py, round 1)
   pool_T2.jsonl  SmolLM2 answers to more judge_half and to provider_harmful prompts (round 2)
-  out/E*.jsonl, out/T*.jsonl   first labeling, one labeler per file
+  pool_A.jsonl   answers of an attacked model to training-side prompts (generate_attacked.py, round 3)
+  out/E*.jsonl, out/T*.jsonl, out/U*.jsonl, out/A*.jsonl   first labeling, one labeler per file
   out/D*.jsonl   second, independent labeling of a random sample (other labelers)
 and judges/labels/adjudication.json settles every disagreement by the guidelines.
+
+Rounds 1 and 2 and the committed-run answers go to answers.jsonl, which the committed judge was
+trained, calibrated and measured on. Round 3 goes to answers-round3.jsonl (all `train` split):
+labeled after that judge was trained, it is kept apart so that `booster judge train` still
+reproduces the committed judge, until a judge is trained on it.
 """
 
 from __future__ import annotations
@@ -64,9 +70,12 @@ def main(work: Path) -> None:
                      "split": split_of(normalize_prompt(r["prompt"]), test_prompts, r["source"]),
                      "labels": labels, "adjudicated": adjudicated})
     rows.sort(key=lambda x: (x["split"], x["id"]))
-    out = HERE / "answers.jsonl"
-    out.write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in rows), encoding="utf-8")
-    print(f"wrote {len(rows)} rows to {out}")
+    for name, keep in (("answers.jsonl", lambda x: x["origin"].get("round") != 3),
+                       ("answers-round3.jsonl", lambda x: x["origin"].get("round") == 3)):
+        part = [x for x in rows if keep(x)]
+        out = HERE / name
+        out.write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in part), encoding="utf-8")
+        print(f"wrote {len(part)} rows to {out}")
 
 
 if __name__ == "__main__":
