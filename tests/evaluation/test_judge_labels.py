@@ -105,3 +105,16 @@ def test_committed_set_agreement_is_the_one_the_docs_report(rows):
     ag = agreement(rows)
     readme = (LABELS_FILE.parent / "README.md").read_text(encoding="utf-8")
     assert f"{ag['cohen_kappa']:.3f}" in readme and f"{ag['n']} answers" in readme
+
+
+def test_round3_labels_are_train_side_and_their_agreement_is_the_one_the_docs_report(rows):
+    round3 = load_labels(LABELS_FILE.parent / "answers-round3.jsonl")
+    assert len(round3) >= 500 and {r["split"] for r in round3} == {"train"}
+    assert {r["origin"]["round"] for r in round3} == {3} and not {r["id"] for r in round3} & {r["id"] for r in rows}
+    # no round-3 prompt is a prompt the judge is calibrated or measured on
+    held_out = {normalize_prompt(r["prompt"]) for r in rows if r["split"] != "train"}
+    assert not {normalize_prompt(r["prompt"]) for r in round3} & held_out
+    ag = agreement(round3)
+    assert ag["n"] >= 100
+    readme = (LABELS_FILE.parent / "README.md").read_text(encoding="utf-8")
+    assert f"κ {ag['cohen_kappa']:.3f}" in readme and f"{100 * ag['raw_agreement']:.1f} % agreement" in readme
