@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import json
 import os
 import subprocess
@@ -125,3 +126,15 @@ def test_bench_cli_prints_a_table_and_writes_json(tmp_path, capsys):
     assert [r["command"] for r in rows][1:] == ["booster --help", "booster data check (1 line)"]
     assert all(r["median_s"] > 0 and r["peak_rss_mb"] > 0 for r in rows)
     assert main(["bench", "cli", "--runs", "0"]) == 2
+
+
+def test_lazy_exports_resolve_to_the_defining_modules_objects():
+    import booster.methods as methods
+    import booster.training as training
+    from booster.methods.booster import Booster
+    from booster.training.loop import train
+
+    assert methods.Booster is Booster and training.train is train
+    assert "Booster" in dir(methods) and "train" in dir(training)
+    with pytest.raises(AttributeError, match="booster.methods.*no attribute 'Nope'"):
+        methods.Nope  # noqa: B018

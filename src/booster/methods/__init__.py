@@ -6,8 +6,7 @@ torch, so they load on first use (PEP 562) and ``booster run --check`` never pul
 
 from __future__ import annotations
 
-import importlib
-
+from booster.lazy import lazy_exports
 from booster.methods.configs import BoosterConfig, LisaConfig, RepNoiseConfig, SFTConfig, VaccineConfig
 
 # name -> the module (under booster.methods) that defines it and imports torch
@@ -17,14 +16,4 @@ _LAZY = {"Method": "base", "StepContext": "base", "Booster": "booster", "Lisa": 
 __all__ = ["Booster", "BoosterConfig", "Lisa", "LisaConfig", "Method", "RepNoise", "RepNoiseConfig", "SFT",
            "SFTConfig", "StepContext", "Vaccine", "VaccineConfig"]
 
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f"booster.methods.{_LAZY[name]}"), name)
-        globals()[name] = value  # later look-ups skip this function
-        return value
-    raise AttributeError(f"module 'booster.methods' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -9,6 +9,7 @@ Importing this package does not import torch or transformers.
 
 from __future__ import annotations
 
+from booster.lazy import lazy_exports
 from booster.models.loading import load_model, load_tokenizer, parse_dtype, prepare_tokenizer
 from booster.models.registry import BUILTIN_MODELS, ResolvedModel, resolve_model
 from booster.models.tiny import CHATML_TEMPLATE, gpt2_chatml_tokenizer, tiny_random_llama
@@ -29,11 +30,6 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    # generation imports torch and transformers at its top: it loads on first use, so that the
-    # registry (imported by `booster --help` for the model names) does not pull them in
-    if name in ("answer", "generate"):
-        from booster.models import generation
-
-        return getattr(generation, name)
-    raise AttributeError(f"module 'booster.models' has no attribute {name!r}")
+# generation imports torch and transformers at its top: it loads on first use, so that the
+# registry (imported by `booster --help` for the model names) does not pull them in
+__getattr__, __dir__ = lazy_exports(__name__, {"answer": "generation", "generate": "generation"})
