@@ -23,6 +23,7 @@ import stat
 from collections import Counter
 from pathlib import Path
 
+from booster.config import quote
 from booster.errors import DataError
 
 ROLES = ("system", "user", "assistant")
@@ -34,7 +35,6 @@ MAX_DEPTH = 64
 # One token: a JSON string (possibly unterminated: it then runs to the end of the text, so
 # every character is scanned once) or a bracket. Brackets inside strings are not nesting.
 _DEPTH_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)|[\[\]{}]', re.S)
-_QUOTE_CHARS = 40
 # os.stat says only "Too many levels of symbolic links"; this says what to look for.
 SYMLINK_LOOP = "is a symlink loop (following its links leads back to a link already seen)"
 
@@ -107,12 +107,6 @@ def _os_problem(path: Path, e: OSError) -> str:
     return f"cannot read it: {e.strerror or e}"
 
 
-def short_repr(value) -> str:
-    """repr of a user's value, cut short so that an error stays one readable line."""
-    text = repr(value)
-    return text if len(text) <= _QUOTE_CHARS else text[: _QUOTE_CHARS - 3] + "..."
-
-
 def _text(value, what: str, path: Path, line: int) -> str:
     if not isinstance(value, str):
         raise DataError(path, f"{what} must be a string, got {type(value).__name__}", line)
@@ -148,7 +142,7 @@ def _messages(obj: dict, path: Path, line: int) -> list[dict]:
             if key not in m:
                 raise DataError(path, f"{where} is missing '{key}'", line)
         if m["role"] not in ROLES:
-            raise DataError(path, f"{where} has unknown role {short_repr(m['role'])} (expected one of {', '.join(ROLES)})", line)
+            raise DataError(path, f"{where} has unknown role {quote(m['role'])} (expected one of {', '.join(ROLES)})", line)
         out.append({"role": m["role"], "content": _text(m["content"], f"{where} content", path, line)})
     if not any(m["role"] == "assistant" for m in out):
         raise DataError(path, "conversation has no assistant turn (nothing to train on)", line)

@@ -106,7 +106,8 @@ _CONFIG_TYPES = {"r": (int,), "lora_alpha": (int, float), "lora_dropout": (int, 
 
 def check_adapter_config(path: Path) -> dict:
     """The parsed ``adapter_config.json`` of a LoRA adapter; DataError naming ``path`` and the key."""
-    from booster.data.userdata import load_json_file, short_repr
+    from booster.config import quote
+    from booster.data.userdata import load_json_file
 
     cfg = load_json_file(path)
     if not isinstance(cfg, dict):
@@ -115,11 +116,11 @@ def check_adapter_config(path: Path) -> dict:
     if "peft_type" not in cfg:
         raise DataError(path, "not a peft adapter config: 'peft_type' is missing (a LoRA adapter has \"peft_type\": \"LORA\")")
     if cfg["peft_type"] != "LORA":
-        raise DataError(path, f"peft_type is {short_repr(cfg['peft_type'])}; only LoRA adapters (\"LORA\") are supported")
+        raise DataError(path, f"peft_type is {quote(cfg['peft_type'])}; only LoRA adapters (\"LORA\") are supported")
     for key, types in _CONFIG_TYPES.items():
         value = cfg.get(key)
         if key in cfg and (isinstance(value, bool) or not isinstance(value, types)):
-            raise DataError(path, f"'{key}' has the wrong type ({type(value).__name__}: {short_repr(value)})")
+            raise DataError(path, f"'{key}' has the wrong type ({type(value).__name__}: {quote(value)})")
     if isinstance(cfg.get("r"), int) and cfg["r"] < 1:
         raise DataError(path, f"'r' must be >= 1, got {cfg['r']}")
     return cfg
