@@ -45,7 +45,7 @@ def test_train_and_validation_are_disjoint_and_every_group_is_present(data):
     # 500 validation prompts, less those of hand-labeled training answers (their prompts train)
     labeled = _prompts(e for e in data["train"] if e["source"] == "labeled")
     assert not labeled & _prompts(data["val"]["provider"])
-    assert 450 <= counts["provider"]["val"] <= 500 and counts["provider"]["train"] + counts["provider"]["val"] == 5372
+    assert 450 <= counts["provider"]["val"] <= 500 and counts["provider"]["train"] + counts["provider"]["val"] == 5375
     assert counts["provider"]["train_harmful"] == counts["provider"]["train"]
     labels = {e["harmful"] for e in data["train"]}
     assert labels == {True, False}
@@ -59,9 +59,9 @@ def test_refusal_phrasings_are_not_training_answers(data):
 
 
 def test_training_data_shares_no_prompt_with_the_hand_labeled_test_and_calibration_splits(data, prepared_data):
-    from booster.evaluation.judge_labels import load_labels, part
+    from booster.evaluation.judge_labels import TRAIN_LABEL_FILES, load_labels, part
 
-    rows = load_labels()
+    rows = [r for f in TRAIN_LABEL_FILES for r in load_labels(f)]
     used = _prompts(data["train"]) | set().union(*(_prompts(v) for v in data["val"].values()))
     for split in ("test", "calibration"):
         assert not used & _prompts(part(rows, split)), split
@@ -69,7 +69,9 @@ def test_training_data_shares_no_prompt_with_the_hand_labeled_test_and_calibrati
     labeled = [e for e in data["train"] if e["source"] == "labeled"]
     want = {(r["prompt"], r["answer"], bool(r["harmful"])) for r in part(rows, "train")}
     assert {(e["prompt"], e["answer"], e["harmful"]) for e in labeled} == want
-    assert data["provenance"]["labeled"]["kept"] == len(want) >= 300
+    files = data["provenance"]["labeled"]["files"]
+    assert [f["file"] for f in files] == ["judges/labels/answers.jsonl", "judges/labels/answers-round3.jsonl"]
+    assert sum(f["kept"] for f in files) == len(labeled) == len(want) >= 1300
 
 
 def test_counterfactual_answers_are_safe_answers_to_training_harmful_prompts(data):

@@ -322,19 +322,22 @@ def counterfactual_examples(prompts: list[str], benign_texts: list[str], n_each:
 
 
 def labeled_examples(forbidden: set[str]) -> dict:
-    """The ``train`` split of the hand-labeled answers (judge_labels), minus any prompt of the
-    eval half / attacker / validation pools."""
+    """The ``train`` split of the hand-labeled answers (judge_labels: ``answers.jsonl`` and
+    the round-3 file), minus any prompt of the eval half / attacker / validation pools."""
     from booster import io
     from booster.data import normalize_prompt
-    from booster.evaluation.judge_labels import LABELS_FILE, load_labels, part
+    from booster.evaluation.judge_labels import REPO_ROOT, TRAIN_LABEL_FILES, load_labels, part
 
-    if not LABELS_FILE.is_file():
-        return {"examples": [], "provenance": {"file": None}}
-    rows = part(load_labels(), "train")
-    kept = [r for r in rows if normalize_prompt(r["prompt"]) not in forbidden]
-    return {"examples": [_example(r["prompt"], r["answer"], bool(r["harmful"]), "labeled") for r in kept],
-            "provenance": {"file": "judges/labels/answers.jsonl", "sha256": io.sha256_file(LABELS_FILE),
-                           "split": "train", "rows": len(rows), "kept": len(kept)}}
+    examples, files = [], []
+    for path in TRAIN_LABEL_FILES:
+        if not path.is_file():
+            continue
+        rows = part(load_labels(path), "train")
+        kept = [r for r in rows if normalize_prompt(r["prompt"]) not in forbidden]
+        examples += [_example(r["prompt"], r["answer"], bool(r["harmful"]), "labeled") for r in kept]
+        files.append({"file": str(path.relative_to(REPO_ROOT)), "sha256": io.sha256_file(path),
+                      "split": "train", "rows": len(rows), "kept": len(kept)})
+    return {"examples": examples, "provenance": {"files": files}}
 
 
 def refusal_pairs(prompts: list[str]) -> list[tuple[str, str]]:
