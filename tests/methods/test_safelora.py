@@ -205,19 +205,16 @@ def test_output_keeps_keys_dtypes_and_other_tensors_and_round_trips_through_safe
 
 def test_alignment_from_lora_is_the_merged_delta():
     g = torch.Generator().manual_seed(9)
-    align = {key("model.layers.0.self_attn.q_proj", "A"): torch.randn(RANK, H, generator=g),
-             key("model.layers.0.self_attn.q_proj", "B"): torch.randn(H, RANK, generator=g)}
+    q = "model.layers.0.self_attn.q_proj"
+    align = {key(q, "A"): torch.randn(RANK, H, generator=g), key(q, "B"): torch.randn(H, RANK, generator=g)}
     w = torch.randn(H, H, generator=g)
-    merged = {"model.layers.0.self_attn.q_proj.weight": w + SCALE * align[key("model.layers.0.self_attn.q_proj", "B")]
-              @ align[key("model.layers.0.self_attn.q_proj", "A")]}
-    adapter = {key("model.layers.0.self_attn.q_proj", "A"): torch.randn(RANK, H, generator=g),
-               key("model.layers.0.self_attn.q_proj", "B"): torch.randn(H, RANK, generator=g)}
-    via_weights, r1 = repair(merged, {"model.layers.0.self_attn.q_proj.weight": w}, adapter,
-                             SafeLoRAConfig(threshold=1.0))
-    via_lora, r2 = repair_with(alignment_from_lora(align, SCALE), adapter, SafeLoRAConfig(threshold=1.0))
+    merged = {f"{q}.weight": w + SCALE * align[key(q, "B")] @ align[key(q, "A")]}
+    adapter = {key(q, "A"): torch.randn(RANK, H, generator=g), key(q, "B"): torch.randn(H, RANK, generator=g)}
+    cfg = SafeLoRAConfig(threshold=1.0)
+    via_weights, r1 = repair(merged, {f"{q}.weight": w}, adapter, cfg)
+    via_lora, r2 = repair_with(alignment_from_lora(align, SCALE), adapter, cfg)
     assert r1["layers"][0]["similarity"] == pytest.approx(r2["layers"][0]["similarity"], abs=1e-5)
-    torch.testing.assert_close(via_weights[key("model.layers.0.self_attn.q_proj", "B")],
-                               via_lora[key("model.layers.0.self_attn.q_proj", "B")], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(via_weights[key(q, "B")], via_lora[key(q, "B")], rtol=1e-4, atol=1e-5)
 
 
 def test_adapter_keys_with_an_adapter_name_are_read():

@@ -33,11 +33,11 @@ peft port of it), which the paper's text leaves open:
 * The projected modules are all the modules the fine-tuned adapter adapts (the authors project
   the peft ``target_modules``; their experiments adapt q_proj and v_proj).
 
-The paper's second variant (``select: number``) projects the k layers of lowest similarity;
-the authors' released config defaults to it with k = 10 (and τ = 0.5 for the threshold rule).
-Which variant produced the paper's headline tables could not be read from the paper text
-available to this project; the threshold rule is the default here, as the paper's Figure 1
-states it.
+The second variant (``select: number``) projects the k layers of lowest similarity. The
+authors' code, in its peft port, defaults to it with k = 10 (τ = 0.5 for the threshold rule).
+Which variant and which τ or k produced the paper's headline tables could not be read from the
+paper text available to this project; the threshold rule is the default here, as the paper's
+Figure 1 states it.
 
 Mapping to this toolkit. The paper's unaligned/aligned pair is a base and a chat checkpoint
 (Llama-2-7b and Llama-2-7b-chat). Here the provider aligns with a LoRA adapter and merges it
@@ -68,7 +68,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from booster.config import option
+from booster.config import option, quote
 from booster.errors import BoosterError, ConfigError
 
 
@@ -79,25 +79,26 @@ class SafeLoRAConfig:
 
     select: Literal["threshold", "number"] = option(
         "threshold", "which layers are projected: 'threshold' (similarity ≤ τ, the rule of the paper's "
-                     "Figure 1) or 'number' (the num_layers of lowest similarity; the authors' code default)")
-    threshold: float = option(0.5, "τ, cosine-similarity threshold of the 'threshold' rule "
-                                   "(authors' released config: 0.5); 0 projects none, 1 projects all")
-    num_layers: int = option(10, "k, layers projected by the 'number' rule (authors' released config: 10)")
+                     "Figure 1) or 'number' (the num_layers of lowest similarity; the default of the authors' "
+                     "code as ported to peft)")
+    threshold: float = option(0.5, "τ, cosine-similarity threshold of the 'threshold' rule (authors' code: "
+                                   "0.5); 1 projects every layer, 0 only layers whose projection is zero")
+    num_layers: int = option(10, "k, layers projected by the 'number' rule (authors' code: 10)")
     projection: Literal["approx", "exact"] = option(
-        "approx", "'approx': the paper's Ĉ = V Vᵀ / ‖V‖_F; 'exact': the orthogonal projector V V⁺ "
-                  "onto the column space of V (an option, not used in the paper's runs)")
+        "approx", "'approx': the paper's Ĉ = V Vᵀ / ‖V‖_F (as the authors' code); 'exact': the "
+                  "orthogonal projector V V⁺ onto the column space of V (an option of this toolkit)")
 
     def validate(self):
         if self.select not in ("threshold", "number"):
-            raise ConfigError(f"select must be 'threshold' or 'number', got {self.select!r}")
+            raise ConfigError(f"select must be 'threshold' or 'number', got {quote(self.select)}")
         if self.projection not in ("approx", "exact"):
-            raise ConfigError(f"projection must be 'approx' or 'exact', got {self.projection!r}")
+            raise ConfigError(f"projection must be 'approx' or 'exact', got {quote(self.projection)}")
         number = isinstance(self.threshold, (int, float)) and not isinstance(self.threshold, bool)
         if not (number and 0 <= self.threshold <= 1):
             raise ConfigError(f"threshold (τ) must be in [0, 1] (the similarity is a cosine in [0, 1]), "
-                              f"got {self.threshold!r}")
+                              f"got {quote(self.threshold)}")
         if isinstance(self.num_layers, bool) or not isinstance(self.num_layers, int) or self.num_layers < 0:
-            raise ConfigError(f"num_layers must be an integer >= 0, got {self.num_layers!r}")
+            raise ConfigError(f"num_layers must be an integer >= 0, got {quote(self.num_layers)}")
 
 
 # peft adapter keys: "base_model.model.<module>.lora_A.weight" as saved, with the adapter name
