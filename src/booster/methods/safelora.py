@@ -1,7 +1,7 @@
 """Safe LoRA: project the user's LoRA update onto the alignment subspace, layer by layer.
 
 Hsu, Tsai, Lin, Chen, Yu, Huang, "Safe LoRA: the Silver Lining of Reducing Safety Risks when
-Finetuning Large Language Models", NeurIPS 2024, arXiv:2405.16833 (§3 and Figure 1). A
+Finetuning Large Language Models", NeurIPS 2024, arXiv:2405.16833 (Figure 1). A
 post-fine-tuning defense: training-free and data-free, it needs only the weights of an unaligned
 and an aligned model and the fine-tuned LoRA adapter. For every layer i the adapter updates:
 
@@ -11,11 +11,11 @@ and an aligned model and the fine-tuned LoRA adapter. For every layer i the adap
     sim_i = ⟨Ĉ_i ΔW_i, ΔW_i⟩_F / (‖Ĉ_i ΔW_i‖_F ‖ΔW_i‖_F)  cosine of the flattened matrices
     ΔW_i ← Ĉ_i ΔW_i  where sim_i ≤ τ, else unchanged
 
-Figure 1 of the paper states this rule in these words ("the projection operator C = VVᵀ/‖V‖_F",
-"if the similarity score is below a certain threshold τ, we use the projected LoRA weights").
-The paper's equations are written with ΔW = ABᵀ (its A is ``lora_B`` here, its B is
-``lora_A``ᵀ). Conventions fixed here, each checked against the authors' released code (and the
-peft port of it), which the paper's text leaves open:
+The paper's Figure 1 states this rule in these words ("the projection operator C = VVᵀ/‖V‖_F",
+"if the similarity score is below a certain threshold τ, we use the projected LoRA weights"),
+with ΔW = ABᵀ (its A is ``lora_B`` here, its B is ``lora_A``ᵀ). The body of the paper could not
+be read from this project's sources, so its equation numbers are not cited; the conventions
+below are each checked against the authors' code (as ported to peft), not the paper's text:
 
 * Layout: weights as ``nn.Linear`` stores them, (out, in); ``lora_B.weight`` is B (out, r),
   ``lora_A.weight`` is A (r, in). Ĉ is (out, out) and acts from the left, so Ĉ ΔW lies in the
@@ -30,8 +30,9 @@ peft port of it), which the paper's text leaves open:
   τ = 1 projects every layer; τ = 0 projects only layers whose projection is zero.
 * Ĉ ΔW = s (Ĉ B) A: the repaired adapter keeps A and s and replaces B by Ĉ B, so it is again a
   LoRA adapter of the same rank and modules (the authors' code does the same).
-* The projected modules are all the modules the fine-tuned adapter adapts (the authors project
-  the peft ``target_modules``; their experiments adapt q_proj and v_proj).
+* The projected modules are all the modules the fine-tuned adapter adapts (the authors' code
+  projects every module of the adapter's peft ``target_modules``). The sign of V does not
+  matter (Ĉ is quadratic in V; the peft port computes W_unaligned − W_aligned).
 
 The second variant (``select: number``) projects the k layers of lowest similarity. The
 authors' code, in its peft port, defaults to it with k = 10 (τ = 0.5 for the threshold rule).
