@@ -45,7 +45,9 @@ Mapping to this toolkit. The paper's unaligned/aligned pair is a base and a chat
 (``models/adapters.py``), so W_unaligned is the base model, W_aligned the base with the
 alignment adapter merged, and V_i is the merged alignment delta s_al · B_al A_al of layer i:
 :func:`repair` takes the two weight dicts as the paper does, :func:`alignment_from_lora` builds
-V directly from the alignment adapter (exact, and without holding two copies of the model).
+V directly from the alignment adapter (exact, and without holding two copies of the model). On a
+bf16 base prefer the latter: merged bf16 weights round W + ΔW_al to bf16, and that rounding
+(about 2⁻⁸ of |W| per entry) enters V as full-rank noise.
 
 Deviations, all at degenerate inputs or as options:
 
