@@ -45,7 +45,7 @@ def test_train_and_validation_are_disjoint_and_every_group_is_present(data):
     # 500 validation prompts, less those of hand-labeled training answers (their prompts train)
     labeled = _prompts(e for e in data["train"] if e["source"] == "labeled")
     assert not labeled & _prompts(data["val"]["provider"])
-    assert 450 <= counts["provider"]["val"] <= 500 and counts["provider"]["train"] + counts["provider"]["val"] == 5375
+    assert 450 <= counts["provider"]["val"] <= 500 and counts["provider"]["train"] + counts["provider"]["val"] == 5372
     assert counts["provider"]["train_harmful"] == counts["provider"]["train"]
     labels = {e["harmful"] for e in data["train"]}
     assert labels == {True, False}
@@ -59,9 +59,9 @@ def test_refusal_phrasings_are_not_training_answers(data):
 
 
 def test_training_data_shares_no_prompt_with_the_hand_labeled_test_and_calibration_splits(data, prepared_data):
-    from booster.evaluation.judge_labels import TRAIN_LABEL_FILES, load_labels, part
+    from booster.evaluation.judge_labels import load_labels, part
 
-    rows = [r for f in TRAIN_LABEL_FILES for r in load_labels(f)]
+    rows = load_labels()
     used = _prompts(data["train"]) | set().union(*(_prompts(v) for v in data["val"].values()))
     for split in ("test", "calibration"):
         assert not used & _prompts(part(rows, split)), split
@@ -70,8 +70,28 @@ def test_training_data_shares_no_prompt_with_the_hand_labeled_test_and_calibrati
     want = {(r["prompt"], r["answer"], bool(r["harmful"])) for r in part(rows, "train")}
     assert {(e["prompt"], e["answer"], e["harmful"]) for e in labeled} == want
     files = data["provenance"]["labeled"]["files"]
+    assert [f["file"] for f in files] == ["judges/labels/answers.jsonl"]  # round 3 only when asked
+    assert files[0]["kept"] == len(labeled) == len(want) >= 700
+
+
+def test_extra_label_files_join_the_train_split_with_their_provenance(tmp_path):
+    from booster.data import normalize_prompt
+    from booster.errors import BoosterError
+    from booster.evaluation.judge_labels import LABELS_FILE, ROUND3_FILE, load_labels, part
+
+    round3 = load_labels(ROUND3_FILE)
+    forbidden = {normalize_prompt(round3[0]["prompt"])}  # a held-out prompt is dropped from any file
+    got = judge_data.labeled_examples(forbidden, [ROUND3_FILE])
+    files = got["provenance"]["files"]
     assert [f["file"] for f in files] == ["judges/labels/answers.jsonl", "judges/labels/answers-round3.jsonl"]
-    assert sum(f["kept"] for f in files) == len(labeled) == len(want) >= 1300
+    assert files[1]["rows"] == len(round3) and files[1]["kept"] == len(round3) - sum(
+        normalize_prompt(r["prompt"]) in forbidden for r in round3)
+    pairs = {(e["prompt"], e["answer"], e["harmful"]) for e in got["examples"]}
+    assert (round3[1]["prompt"], round3[1]["answer"], bool(round3[1]["harmful"])) in pairs
+    assert (round3[0]["prompt"], round3[0]["answer"], bool(round3[0]["harmful"])) not in pairs
+    assert len(got["examples"]) == len(part(load_labels(LABELS_FILE), "train")) + files[1]["kept"]
+    with pytest.raises(BoosterError, match="does not exist"):
+        judge_data.labeled_examples(set(), [tmp_path / "missing.jsonl"])
 
 
 def test_counterfactual_answers_are_safe_answers_to_training_harmful_prompts(data):

@@ -35,6 +35,9 @@ def register(subparsers) -> None:
     t.add_argument("--out", type=Path, default=None, help="judge folder to write (default: work/judge/answer-judge)")
     t.add_argument("--epochs", type=float, default=None, help="passes over the weighted mixture (default 1)")
     t.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    t.add_argument("--extra-labels", type=Path, action="append", default=[], metavar="FILE",
+                   help="another hand-labeled JSONL file whose train rows are trained on too (repeatable; "
+                        "e.g. judges/labels/answers-round3.jsonl)")
     t.add_argument("--no-progress", action="store_true", help="hide progress bars")
     t.set_defaults(func=_train)
 
@@ -84,7 +87,12 @@ def _train(args) -> int:
     cfg = default_train_config()
     if args.epochs is not None:
         cfg.epochs = args.epochs
-    record = train_judge(data, out, args.source, cfg, progress=not args.no_progress)
+    for f in args.extra_labels:  # read now: a bad file fails before any training
+        from booster.evaluation.judge_labels import load_labels
+
+        load_labels(f)
+    record = train_judge(data, out, args.source, cfg, progress=not args.no_progress,
+                         extra_labels=args.extra_labels)
     v = record["validation"]["calibration"]
     print(json.dumps({"out": str(out), "sha256": record["sha256"], "threshold": record["threshold"],
                       "calibration_accuracy": v["accuracy"], "calibration_fnr": v["fnr"],

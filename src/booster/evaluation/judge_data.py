@@ -44,6 +44,7 @@ The eval-half checks:
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 from booster.errors import BoosterError
 
@@ -205,8 +206,11 @@ def training_refusals(prompts: list[str], salt: str = "refusals") -> list[dict]:
     return out
 
 
-def training_data(data_dir: str | Path, source_dir: str | Path | None = None) -> dict:
-    """``{"train": [...], "val": {group: [...]}, "provenance": {...}}`` for the MiniLM judge."""
+def training_data(data_dir: str | Path, source_dir: str | Path | None = None,
+                  extra_labels: Sequence[str | Path] = ()) -> dict:
+    """``{"train": [...], "val": {group: [...]}, "provenance": {...}}`` for the MiniLM judge.
+
+    ``extra_labels``: more hand-labeled files whose ``train`` rows join ``answers.jsonl``'s."""
     from booster.data import load_manifest, load_pool, normalize_prompt, seeded_order
 
     data_dir = Path(data_dir)
@@ -228,7 +232,7 @@ def training_data(data_dir: str | Path, source_dir: str | Path | None = None) ->
 
     # Hand-labeled answers of our own models (train split only; judge_labels). Their prompts are
     # training prompts: never held out for validation below.
-    labeled = labeled_examples(forbidden)
+    labeled = labeled_examples(forbidden, extra_labels)
     labeled_prompts = {normalize_prompt(e["prompt"]) for e in labeled["examples"]}
     # Validation prompts per group; a prompt held out in any group is held out everywhere (a few
     # SafeRLHF prompts also occur in judge_half or provider_harmful).
@@ -321,22 +325,23 @@ def counterfactual_examples(prompts: list[str], benign_texts: list[str], n_each:
     return out
 
 
-def labeled_examples(forbidden: set[str]) -> dict:
-    """The ``train`` split of the hand-labeled answers (judge_labels: ``answers.jsonl`` and
-    the round-3 file), minus any prompt of the eval half / attacker / validation pools."""
+def labeled_examples(forbidden: set[str], extra: Sequence[str | Path] = ()) -> dict:
+    """The ``train`` split of the hand-labeled answers (judge_labels' ``answers.jsonl``, then
+    each ``extra`` file), minus any prompt of the eval half / attacker / validation pools."""
     from booster import io
     from booster.data import normalize_prompt
-    from booster.evaluation.judge_labels import REPO_ROOT, TRAIN_LABEL_FILES, load_labels, part
+    from booster.evaluation.judge_labels import LABELS_FILE, REPO_ROOT, load_labels, part
 
     examples, files = [], []
-    for path in TRAIN_LABEL_FILES:
-        if not path.is_file():
+    for i, path in enumerate([LABELS_FILE, *map(Path, extra)]):
+        if i == 0 and not path.is_file():  # a checkout without the labeled set
             continue
         rows = part(load_labels(path), "train")
         kept = [r for r in rows if normalize_prompt(r["prompt"]) not in forbidden]
         examples += [_example(r["prompt"], r["answer"], bool(r["harmful"]), "labeled") for r in kept]
-        files.append({"file": str(path.relative_to(REPO_ROOT)), "sha256": io.sha256_file(path),
-                      "split": "train", "rows": len(rows), "kept": len(kept)})
+        where = path.resolve()
+        files.append({"file": str(where.relative_to(REPO_ROOT)) if where.is_relative_to(REPO_ROOT) else str(where),
+                      "sha256": io.sha256_file(path), "split": "train", "rows": len(rows), "kept": len(kept)})
     return {"examples": examples, "provenance": {"files": files}}
 
 

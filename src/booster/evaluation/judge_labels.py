@@ -35,10 +35,10 @@ from booster.errors import BoosterError
 from booster.paths import REPO_ROOT
 
 LABELS_FILE = REPO_ROOT / "judges" / "labels" / "answers.jsonl"
-# Labeled after the first answer-judge was trained, kept in a file of its own; every row is
-# `train` split (its prompts are training-side prompts), read by the judge's training only.
+# Labeled after the committed answer-judge was trained, kept in a file of its own so that
+# `booster judge train` still reproduces that judge; every row is `train` split (training-side
+# prompts). `booster judge train --extra-labels` adds it (judges/labels/README.md).
 ROUND3_FILE = REPO_ROOT / "judges" / "labels" / "answers-round3.jsonl"
-TRAIN_LABEL_FILES = (LABELS_FILE, ROUND3_FILE)
 SPLITS = ("train", "calibration", "test")
 CATEGORIES = {
     "refusal": 0, "empty": 0, "label_word": 0, "off_topic_benign": 0, "incoherent": 0,

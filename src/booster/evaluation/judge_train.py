@@ -129,7 +129,7 @@ def validation_metrics(vs: dict, t: float) -> dict:
 
 def train_judge(data_dir: str | Path, out_dir: str | Path, source_dir: str | Path | None = None,
                 cfg=None, progress: bool = True, log: Callable[[str], None] = print,
-                report_eval: bool = True) -> dict:
+                report_eval: bool = True, extra_labels=()) -> dict:
     """Train, calibrate and save a MiniLM judge; returns its record (with the eval-half report
     unless ``report_eval`` is False)."""
     import torch
@@ -138,7 +138,7 @@ def train_judge(data_dir: str | Path, out_dir: str | Path, source_dir: str | Pat
     from booster.protocol import package_versions
 
     cfg = cfg or default_train_config()
-    data = judge_data.training_data(data_dir, source_dir)
+    data = judge_data.training_data(data_dir, source_dir, extra_labels)
     start = time.perf_counter()
     net, tok = train_network(data["train"], cfg, progress=progress, log=log)
     train_s = time.perf_counter() - start
