@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 
-import booster.pipeline.stages as stages_mod
+import booster.pipeline.context as context_mod
 from booster.cli import main
 from booster.config import load_config
 from booster.pipeline.config import ExperimentConfig
@@ -47,13 +47,13 @@ def write_cfg(tmp_path, cfg: dict):
 def train_calls(monkeypatch) -> list[str]:
     """The method name of every stage trained from now on, in order."""
     calls = []
-    real_train = stages_mod.Stages._train
+    real_train = context_mod.Context.train
 
     def counting_train(self, *a, **k):
         calls.append(a[1].name)
         return real_train(self, *a, **k)
 
-    monkeypatch.setattr(stages_mod.Stages, "_train", counting_train)
+    monkeypatch.setattr(context_mod.Context, "train", counting_train)
     return calls
 
 
@@ -282,7 +282,7 @@ def test_ledger_lets_a_fresh_cache_finish_the_grid_without_redoing_stages(tmp_pa
 
 
 def test_stage_keys_hash_content_not_machine_paths():
-    from booster.pipeline.stages import key_identity
+    from booster.pipeline.cache import key_identity
 
     a = {"name": "m", "path": "/root/.cache/x", "source": {"sha256": "ab", "path": "/venv/a.gguf"},
          "built_with": {"torch_version": "2.13", "created": "2026-12-01"}, "weights_sha256": {"w": "cd"}}
