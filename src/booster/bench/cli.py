@@ -33,7 +33,7 @@ def register(sub) -> None:
     g.add_argument("--out", help="write the result JSON here too")
     g.set_defaults(func=_generation)
 
-    s = bsub.add_parser("step", help="wall time of a Booster step against an SFT step, FLOP/s share of peak")
+    s = bsub.add_parser("step", help="wall time of a step of each defense the table gives passes for (Booster) against SFT, FLOP/s share of peak")
     s.add_argument("--model", default="smollm2-135m-instruct")
     s.add_argument("--data", default="work/data")
     s.add_argument("--batch-size", type=int, default=8)

@@ -54,6 +54,9 @@ class Defense:
     """The test running it end to end (default: the loop smoke test parametrized over the table)."""
     reference: bool = False
     """The undefended baseline every defense is compared against (exactly one row)."""
+    passes: tuple[tuple[str, int], ...] = ()
+    """Forward/backward passes per optimizer step on each stream: the FLOP model of
+    ``booster bench step``, which times the rows that declare it (empty: not modelled)."""
 
 
 # -- factories (lazy imports: the methods import torch) ----------------------------------------
@@ -90,10 +93,11 @@ def _lisa(config, total_steps):
 DEFENSES: list[Defense] = [
     Defense("sft", "align", None, None, _sft, "supervised fine-tuning on the alignment data (no defense)",
             faithfulness_test="tests/methods/test_sft.py::test_sft_gradient_is_the_token_mean_loss_gradient",
-            reference=True),
+            reference=True, passes=(("align", 1),)),
     Defense("booster", "align", BoosterConfig, "align.booster", _booster,
             "Huang et al., Booster, ICLR 2025, arXiv:2409.01586", streams=("harmful",),
-            faithfulness_test="tests/methods/test_booster.py::test_update_matches_formula"),
+            faithfulness_test="tests/methods/test_booster.py::test_update_matches_formula",
+            passes=(("align", 1), ("harmful", 2))),  # ∇f, ∇h at w and at the simulated step
     Defense("vaccine", "align", VaccineConfig, "align.vaccine", _vaccine,
             "Huang et al., Vaccine, NeurIPS 2024, arXiv:2402.01109",
             faithfulness_test="tests/methods/test_vaccine.py::test_update_matches_formula_and_perturbation_norm_is_rho"),
