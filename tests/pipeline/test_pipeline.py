@@ -193,7 +193,7 @@ def test_a_new_judge_rescores_cached_answers_without_generating(tmp_path, prepar
         raise AssertionError("answers should come from the cache")
 
     monkeypatch.setattr(generation, "generate", no_generation)
-    monkeypatch.setattr(stages_mod.Stages, "_train", no_generation)
+    monkeypatch.setattr(context_mod.Context, "train", no_generation)
     run_experiment(cfg, progress=False, log=lambda *_: None, judge=StricterJudge())
     rows = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert all(r["hs"] == 100.0 for r in rows)  # every answer flagged by the new judge
@@ -218,7 +218,7 @@ def test_judge_none_caches_answers_and_a_judge_later_scores_them_without_generat
         raise AssertionError("answers should come from the cache")
 
     monkeypatch.setattr(generation, "generate", no_generation)
-    monkeypatch.setattr(stages_mod.Stages, "_train", no_generation)
+    monkeypatch.setattr(context_mod.Context, "train", no_generation)
     run_experiment(load_config(ExperimentConfig, path), progress=False, log=lambda *_: None, judge=KeywordJudge())
     rows = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert all(0 <= r["hs"] <= 100 for r in rows) and (tmp_path / "run" / "report.md").is_file()

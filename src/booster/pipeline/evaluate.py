@@ -69,7 +69,7 @@ def run(ctx: Context, state: ModelState, user_task: str) -> dict[str, StageResul
             if not cache.has("generate", g):
                 with cache.lock("generate", g):
                     if not cache.has("generate", g):
-                        model = model or _model(ctx, state)
+                        model = model or model_of(ctx, state)
                         _generate(ctx, t, records, g, model, state)
             with cache.lock("eval", k):
                 if not cache.has("eval", k):
@@ -84,7 +84,7 @@ def with_adapters(ctx: Context, state: ModelState) -> ModelState:
                       repair.with_adapter(ctx, state.repaired))
 
 
-def _model(ctx: Context, state: ModelState):
+def model_of(ctx: Context, state: ModelState):
     """The model state to generate with: base, + alignment adapter, + (repaired) attack adapter."""
     from booster.models.adapters import apply_adapter
 
