@@ -493,3 +493,11 @@ def test_repair_stage_is_cached_keyed_evaluated_and_in_the_ledger(tmp_path, prep
 
 def io_rows(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_a_repair_needs_the_fresh_attack_topology(tmp_path, prepared_data, capsys, zero_attack_defense):
+    path = write_cfg(tmp_path, tiny_config(tmp_path, prepared_data, methods=["sft", "zero-attack"]))
+    assert main(["run", str(path), "--check", "attack.topology=continue"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("booster: error:") and "'zero-attack' repairs the attack's own adapter" in err
+    assert not (tmp_path / "run").exists()
