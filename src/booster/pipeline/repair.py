@@ -51,7 +51,9 @@ def _states(ctx: Context, aligned: StageResult, attacked: StageResult):
 
     from booster.models.adapters import ADAPTER_WEIGHTS, apply_adapter
 
-    base, _ = ctx.base_model()
+    # float32: the merged alignment delta is small against the base weights, and a bf16 merge
+    # would round most of W_aligned − W_unaligned away
+    base, _ = ctx.base_model("float32")
     unaligned = {n: t.detach().clone() for n, t in base.state_dict().items()}
     aligned_state = apply_adapter(base, aligned.adapter).state_dict()  # merges into base in place
     return aligned_state, unaligned, load_file(str(attacked.adapter / ADAPTER_WEIGHTS))
