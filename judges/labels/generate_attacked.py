@@ -25,7 +25,9 @@ from booster.data import load_pool, normalize_prompt, seeded_order
 from booster.hardware import bf16_products
 from booster.models.generation import generate
 from booster.pipeline.config import ExperimentConfig
-from booster.pipeline.stages import Stages
+from booster.methods import registry
+from booster.pipeline import align as align_stage, attack as attack_stage, evaluate
+from booster.pipeline.context import Context
 
 # (p, [(pool, first, last)]) in seeded_order(salt="label-dev") of each pool's unsafe prompts
 MODELS = [(0.1, [("judge_half", 380, 630), ("provider_harmful", 180, 430), ("advbench_prompts", 190, 290)])]
@@ -35,7 +37,7 @@ out = Path(sys.argv[1])
 cfg = load_config(ExperimentConfig, "configs/cpu-smollm2.yaml",
                   ["dtype=float32", "align.train.mixed_precision='no'", "attack.train.mixed_precision='no'",
                    "eval.dtype=float32", "cache=work/cache-label3"])
-stages = Stages(cfg, progress=True)
+ctx = Context(cfg, progress=True)
 data = Path(cfg.data.dir)
 
 
@@ -48,11 +50,11 @@ def prompts_of(pool: str, lo: int, hi: int) -> list[str]:
 
 
 rows = []
-with bf16_products(stages.device, cfg.bf16_emulation):
-    align = stages.align("sft")
+with bf16_products(ctx.device, cfg.bf16_emulation):
+    align = align_stage.run(ctx, registry.get("sft"))
     for p, spans in MODELS:
-        attack = stages.attack(align, "sst2", 500, p, 0)
-        model, tok = stages._eval_model(align, attack)
+        attack = attack_stage.run(ctx, align, None, attack_stage.Cell("sst2", 500, p, 0))
+        model, tok = evaluate.model_of(ctx, evaluate.ModelState(align, attack))
         for pool, lo, hi in spans:
             prompts = prompts_of(pool, lo, hi)
             gens = generate(model, tok, [[{"role": "user", "content": q}] for q in prompts],

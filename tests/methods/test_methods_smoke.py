@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from booster.methods import Lisa, LisaConfig, RepNoise, RepNoiseConfig, Vaccine
+from booster.methods import Lisa, LisaConfig, RepNoise, RepNoiseConfig, Vaccine, registry
 from booster.models.tiny import tiny_random_llama
 from booster.training import TrainConfig, encode_records, probe_loss, train
 
@@ -66,3 +66,17 @@ def test_lisa_smoke_with_the_current_loop():
     assert [("proximal_loss" in h) for h in history] == [False] + [True] * 6  # on at t > 0.1·7
     state = method.state_dict()
     assert (state["step"], state["state"], state["steps_in_state"]) == (7, "align", 2)
+
+
+@pytest.mark.parametrize("defense", [d for d in registry.DEFENSES if d.stage in ("align", "finetune")],
+                         ids=lambda d: d.name)
+def test_registered_defense_trains_in_the_loop(defense):
+    """Every trainable row of the table, built by its factory from its paper-default config,
+    trains through the real loop on the streams the pipeline would give it."""
+    from booster.pipeline.config import ExperimentConfig
+
+    cfg = ExperimentConfig(model="tiny", methods=[defense.name])
+    method = defense.factory(registry.config_of(defense, cfg), 6)
+    own = ("align",) if defense.stage == "align" else ("user",)
+    assert set(method.streams) <= set(own + defense.streams)  # the row declares what the method reads
+    run(method, tuple(dict.fromkeys(own + defense.streams)), method.streams[0])

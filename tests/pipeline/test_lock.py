@@ -15,7 +15,9 @@ import booster
 from booster import io
 from booster.config import load_config
 from booster.pipeline.config import ExperimentConfig
-from booster.pipeline.stages import Stages
+from booster.methods import registry
+from booster.pipeline import align
+from booster.pipeline.context import Context
 from test_pipeline import tiny_config, write_cfg
 
 SCRIPT = str(Path(__file__).parent / "tiny_pipeline.py")
@@ -44,7 +46,7 @@ def test_two_runs_on_one_cache_wait_for_each_other_and_record_the_same_stages(tm
     for name in ("a", "b"):
         (tmp_path / name).mkdir()
         paths[name] = write_cfg(tmp_path / name, {**cfg, "out": str(tmp_path / name / "run")})
-    align_key = Stages(load_config(ExperimentConfig, paths["a"]), progress=False).align_key("sft")
+    align_key = align.key(Context(load_config(ExperimentConfig, paths["a"]), progress=False), registry.get("sft"))
 
     # Hold the alignment stage's lock, so that both runs are certainly there at the same time.
     errs = {name: tmp_path / f"{name}.err" for name in paths}

@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 
-import booster.pipeline.stages as stages_mod
+import booster.pipeline.context as context_mod
 from booster.cli import main
 from booster.config import load_config
 from booster.pipeline.config import ExperimentConfig
@@ -47,13 +47,13 @@ def write_cfg(tmp_path, cfg: dict):
 def train_calls(monkeypatch) -> list[str]:
     """The method name of every stage trained from now on, in order."""
     calls = []
-    real_train = stages_mod.Stages._train
+    real_train = context_mod.Context.train
 
     def counting_train(self, *a, **k):
         calls.append(a[1].name)
         return real_train(self, *a, **k)
 
-    monkeypatch.setattr(stages_mod.Stages, "_train", counting_train)
+    monkeypatch.setattr(context_mod.Context, "train", counting_train)
     return calls
 
 
@@ -193,7 +193,7 @@ def test_a_new_judge_rescores_cached_answers_without_generating(tmp_path, prepar
         raise AssertionError("answers should come from the cache")
 
     monkeypatch.setattr(generation, "generate", no_generation)
-    monkeypatch.setattr(stages_mod.Stages, "_train", no_generation)
+    monkeypatch.setattr(context_mod.Context, "train", no_generation)
     run_experiment(cfg, progress=False, log=lambda *_: None, judge=StricterJudge())
     rows = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert all(r["hs"] == 100.0 for r in rows)  # every answer flagged by the new judge
@@ -218,7 +218,7 @@ def test_judge_none_caches_answers_and_a_judge_later_scores_them_without_generat
         raise AssertionError("answers should come from the cache")
 
     monkeypatch.setattr(generation, "generate", no_generation)
-    monkeypatch.setattr(stages_mod.Stages, "_train", no_generation)
+    monkeypatch.setattr(context_mod.Context, "train", no_generation)
     run_experiment(load_config(ExperimentConfig, path), progress=False, log=lambda *_: None, judge=KeywordJudge())
     rows = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert all(0 <= r["hs"] <= 100 for r in rows) and (tmp_path / "run" / "report.md").is_file()
@@ -282,7 +282,7 @@ def test_ledger_lets_a_fresh_cache_finish_the_grid_without_redoing_stages(tmp_pa
 
 
 def test_stage_keys_hash_content_not_machine_paths():
-    from booster.pipeline.stages import key_identity
+    from booster.pipeline.cache import key_identity
 
     a = {"name": "m", "path": "/root/.cache/x", "source": {"sha256": "ab", "path": "/venv/a.gguf"},
          "built_with": {"torch_version": "2.13", "created": "2026-12-01"}, "weights_sha256": {"w": "cd"}}
@@ -421,3 +421,83 @@ def test_bf16_grid_without_native_bf16_runs_float32_products_and_records_it(tmp_
     protocol = json.loads((tmp_path / "run" / "protocol.json").read_text())
     assert protocol["bf16_kernels"] == "float32" and protocol["machine"]["bf16_native"] in (True, False)
     assert {s["bf16_kernels"] for s in protocol["stages"] if s["stage"] in ("align", "attack", "generate")} == {"float32"}
+
+
+def _zero_attack(config):
+    """A stand-in post-fine-tuning defense: it zeroes the attack adapter's B matrices, so the
+    repaired model is the aligned model exactly (Safe LoRA's row calls its own repair)."""
+    def repair(aligned_state, unaligned_state, attack_lora_state):
+        assert set(aligned_state) == set(unaligned_state)
+        changed = [k for k in aligned_state if not torch.equal(aligned_state[k], unaligned_state[k])]
+        assert changed and all("proj" in k for k in changed)  # the alignment LoRA was merged, nothing else
+        out = {k: torch.zeros_like(v) if ".lora_B." in k else v for k, v in attack_lora_state.items()}
+        return out, {"zeroed": sorted(k for k in out if ".lora_B." in k)}
+    return repair
+
+
+@pytest.fixture
+def zero_attack_defense(monkeypatch):
+    from booster.methods import registry
+
+    row = registry.Defense("zero-attack", "post", None, None, _zero_attack, "test stand-in")
+    monkeypatch.setattr(registry, "DEFENSES", [*registry.DEFENSES, row])
+    return row
+
+
+@pytest.mark.integration
+def test_repair_stage_is_cached_keyed_evaluated_and_in_the_ledger(tmp_path, prepared_data, train_calls,
+                                                                   zero_attack_defense, monkeypatch):
+    import shutil
+
+    from safetensors.torch import load_file
+
+    path = write_cfg(tmp_path, tiny_config(tmp_path, prepared_data, methods=["sft", "zero-attack"], unaligned=False))
+    run = lambda: run_experiment(load_config(ExperimentConfig, path), progress=False,  # noqa: E731
+                                 log=lambda *_: None, judge=KeywordJudge())
+    run()
+    # the post defense aligns with SFT and reuses SFT's attack: one alignment, one attack trained
+    assert train_calls == ["sft", "sft"]
+    rows = json.loads((tmp_path / "run" / "summary.json").read_text())
+    sft, repaired = rows
+    assert "repair" not in sft and repaired["repair"] == "zero-attack"
+    assert repaired["attack_key"] == sft["attack_key"] and repaired["finetune"] == "sft"
+    cache = tmp_path / "cache"
+    stage = cache / "repair" / repaired["repair_key"]
+    record = json.loads((stage / "stage.json").read_text())
+    assert (record["align"], record["attack"], record["method"]) == (repaired["align_key"], repaired["attack_key"],
+                                                                     "zero-attack")
+    tensors = load_file(stage / "adapter" / "adapter_model.safetensors")
+    attack = load_file(cache / "attack" / sft["attack_key"] / "adapter" / "adapter_model.safetensors")
+    assert tensors.keys() == attack.keys()
+    assert all(not t.any() for k, t in tensors.items() if ".lora_B." in k)
+    assert json.loads((stage / "report.json").read_text())["zeroed"]
+    assert (tmp_path / "run" / "runs" / "zero-attack-sst2-n10-p0.0-seed0" / "repair.json").is_file()
+    # The repair's key enters the evaluation's: the repaired model answers as the aligned one
+    # (its attack update is zeroed), which the attacked model does not have to.
+    evals = [s for s in json.loads((tmp_path / "run" / "protocol.json").read_text())["stages"] if s["stage"] == "eval"]
+    mine = [s for s in evals if s.get("repair") == repaired["repair_key"]]
+    before = [s for s in evals if s["attack"] is None and s["align"] == repaired["align_key"]]
+    assert len(mine) == len(before) == 3
+    for a, b in zip(mine, before):
+        answers = lambda s: [r["answer"] for r in io_rows(cache / "eval" / s["key"] / "samples.jsonl")]  # noqa: E731
+        assert a["generate"] != b["generate"] and answers(a) == answers(b)
+    assert (repaired["hs"], repaired["fa"]) == (repaired["hs_before_attack"], repaired["fa_before_attack"])
+    # The ledger keeps the repair's record without its weights; a fresh cache recomputes nothing.
+    ledger = tmp_path / "run" / "stages" / "repair" / repaired["repair_key"]
+    assert (ledger / "stage.json").is_file() and not (ledger / "adapter").exists()
+    shutil.rmtree(cache)
+    train_calls.clear()
+    run()
+    assert train_calls == [] and json.loads((tmp_path / "run" / "summary.json").read_text()) == rows
+
+
+def io_rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_a_repair_needs_the_fresh_attack_topology(tmp_path, prepared_data, capsys, zero_attack_defense):
+    path = write_cfg(tmp_path, tiny_config(tmp_path, prepared_data, methods=["sft", "zero-attack"]))
+    assert main(["run", str(path), "--check", "attack.topology=continue"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("booster: error:") and "'zero-attack' repairs the attack's own adapter" in err
+    assert not (tmp_path / "run").exists()

@@ -68,6 +68,18 @@ def test_cost_table_compares_attack_stages_run_with_the_same_bf16_kernels():
     assert table["booster"][1:4] == ["align", "100", "1.00"]  # alignment stages are all compared
 
 
+def test_cost_table_shows_a_repair_at_the_cost_of_its_own_stage():
+    from booster.report.summary import cost_table
+
+    base = {"finetune": "sft", "align_seconds": 100.0, "align_peak_rss_mb": 1000.0, "attack_seconds": 300.0,
+            "attack_peak_rss_mb": 2000.0, "bf16_kernels": None}
+    rows = [{**row("sft", 0.1, 0, 50.0, 80.0), **base},
+            {**row("fix", 0.1, 0, 20.0, 80.0), **base, "repair": "fix", "repair_key": "k", "repair_seconds": 7.0,
+             "repair_peak_rss_mb": 900.0}]
+    table = {r[0]: r for r in cost_table(rows)[1:]}
+    assert table["fix"] == ["fix", "repair", "7", "–", "900", "–"]  # SFT's run has no repair to compare
+
+
 def test_judge_note_states_the_judges_measured_error_or_that_it_was_not_measured():
     from booster.report.summary import judge_note
 

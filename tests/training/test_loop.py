@@ -15,6 +15,7 @@ import torch
 from safetensors.torch import load_file
 
 from booster.methods import SFT, Booster
+from booster.methods.base import Method
 from booster.methods.losses import IGNORE_INDEX
 from booster.models.tiny import tiny_random_llama
 from booster.training import TrainConfig, encode_chat, encode_records, lr_factor, probe_loss, train
@@ -95,6 +96,58 @@ def test_missing_stream_is_a_clear_error(tiny):
     with pytest.raises(Exception, match="needs data stream 'harmful'"):
         train(model, Booster(), {"align": encode_records(tok, records("align", 4), 48)},
               TrainConfig(steps=1), pad_id=0, progress=False)
+
+
+class _DrawsTwo(Method):
+    """Takes two global batches of its stream per step: the one handed over, one more drawn."""
+
+    name, streams = "draws-two", ("align",)
+
+    def __init__(self):
+        self.seen = []
+
+    def step(self, model, batches, ctx):
+        extra = ctx.next_batch("align")
+        self.seen.append((ctx.step, ctx.total_steps, batches["align"][0]["input_ids"], extra[0]["input_ids"]))
+        ctx.zero_grad()
+        return {"loss": ctx.accumulate(model, batches["align"] + extra)}
+
+
+def test_a_step_may_draw_more_batches_and_knows_its_index_and_the_total(tiny):
+    model, tok = tiny_random_llama(seed=0)
+    examples = encode_records(tok, records("align", 10), 48)
+    cfg = TrainConfig(steps=3, lr=1e-3, batch_size=4, micro_batch_size=4, max_length=48, seed=2)
+    method = _DrawsTwo()
+    train(model, method, {"align": examples}, cfg, pad_id=tok.pad_token_id, progress=False)
+    # the handed and the drawn batches are the stream's consecutive global batches
+    ref = Stream(examples, batch_size=4, micro_batch_size=4, seed=2, pad_id=tok.pad_token_id, name="align")
+    want = [ref.next_batch()[0]["input_ids"] for _ in range(6)]
+    assert [(s, total) for s, total, _, _ in method.seen] == [(0, 3), (1, 3), (2, 3)]
+    got = [t for _, _, handed, extra in method.seen for t in (handed, extra)]
+    assert all(torch.equal(a, b) for a, b in zip(got, want))
+
+
+class _SkipsFirst(Method):
+    """Leaves the first trainable parameter without a gradient."""
+
+    name, streams = "skips-first", ("align",)
+
+    def step(self, model, batches, ctx):
+        ctx.zero_grad()
+        loss = ctx.accumulate(model, batches["align"])
+        ctx.params[0].grad = None
+        return {"loss": loss}
+
+
+def test_a_parameter_left_without_gradient_takes_a_zero_gradient_step(tiny):
+    model, tok = tiny_random_llama(seed=0)
+    first = next(p for p in model.parameters() if p.requires_grad)
+    before = first.detach().clone()
+    cfg = TrainConfig(steps=1, lr=1e-2, batch_size=4, micro_batch_size=4, max_length=48, weight_decay=0.5)
+    train(model, _SkipsFirst(), {"align": encode_records(tok, records("align", 8), 48)}, cfg,
+          pad_id=tok.pad_token_id, progress=False)
+    # AdamW's first step with a zero gradient moves it by weight decay alone: w ← w − lr·λ·w
+    torch.testing.assert_close(first.detach(), before * (1 - 1e-2 * 0.5))
 
 
 def _run(out: Path, *extra: str, env=None) -> subprocess.Popen:

@@ -33,7 +33,7 @@ def register(sub) -> None:
     g.add_argument("--out", help="write the result JSON here too")
     g.set_defaults(func=_generation)
 
-    s = bsub.add_parser("step", help="wall time of a Booster step against an SFT step, FLOP/s share of peak")
+    s = bsub.add_parser("step", help="wall time of a step of each defense the table gives passes for (Booster) against SFT, FLOP/s share of peak")
     s.add_argument("--model", default="smollm2-135m-instruct")
     s.add_argument("--data", default="work/data")
     s.add_argument("--batch-size", type=int, default=8)
@@ -69,8 +69,8 @@ def register(sub) -> None:
                                         "under an experiment config's settings")
     m.add_argument("config", help="experiment YAML whose model, LoRA, training and method settings are used")
     m.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. threads=1")
-    m.add_argument("--methods", default="sft,booster,vaccine,repnoise,lisa",
-                   help="comma-separated methods (SFT of each stage is always the reference)")
+    m.add_argument("--methods", help="comma-separated methods (default: every alignment- and fine-tuning-stage "
+                                     "defense of booster.methods.registry; SFT of each stage is always the reference)")
     m.add_argument("--steps", type=int, default=4, help="timed optimizer steps per method (after one warm-up)")
     m.add_argument("--out", help="write the result JSON here too")
     m.set_defaults(func=_methods)
@@ -165,15 +165,17 @@ def _methods(args) -> int:
     from booster.bench.methods import bench_methods
     from booster.config import load_config
     from booster.errors import BoosterError
-    from booster.pipeline.config import METHODS, ExperimentConfig
+    from booster.methods import registry
+    from booster.pipeline.config import ExperimentConfig
     from booster.pipeline.grid import ensure_data
 
     _ints(str(args.steps))
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    unknown = [m for m in methods if m not in METHODS]
+    trainable = registry.names("align") + registry.names("finetune")  # a repair has no training step to time
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods is not None else trainable
+    unknown = [m for m in methods if m not in trainable]
     if unknown or not methods:
         raise BoosterError(f"--methods: unknown method {unknown[0] if unknown else '(none)'!r} "
-                           f"(choose from {', '.join(METHODS)})")
+                           f"(choose from {', '.join(trainable)})")
     cfg = load_config(ExperimentConfig, args.config, args.overrides)
     ensure_data(cfg)
     result = bench_methods(cfg, methods, args.steps)

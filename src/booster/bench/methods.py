@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from booster.pipeline.config import (ALIGN_METHODS, FINETUNE_METHODS, HARMFUL_DATA_METHODS, ExperimentConfig,
-                                     align_method)
+from booster.methods import registry
+from booster.pipeline.config import ExperimentConfig
 from booster.pipeline.resources import measure, rss_mb
 
-STAGE_OF = {**{m: "align" for m in ALIGN_METHODS}, **{m: "attack" for m in FINETUNE_METHODS}}
+# the pipeline stage each trainable defense's cost is measured in
+_BENCH_STAGE = {"align": "align", "finetune": "attack"}
 
 
 def bench_methods(cfg: ExperimentConfig, methods: list[str], steps: int, *, task: str | None = None,
@@ -29,12 +30,13 @@ def bench_methods(cfg: ExperimentConfig, methods: list[str], steps: int, *, task
     task = task or cfg.attack.tasks[0]
     p = cfg.attack.ps[0] if p is None else p
     n = cfg.attack.ns[0]
-    # The baselines: SFT in each stage the benchmarked methods belong to.
+    # The baselines: SFT (the reference) in each stage the benchmarked methods belong to.
+    ref = registry.reference().name
     cells = []
     for stage in ("align", "attack"):
-        mine = [m for m in methods if STAGE_OF[m] == stage and m != "sft"]
-        if mine or (stage == "align" and "sft" in methods):
-            cells += [("sft", stage)] + [(m, stage) for m in mine]
+        mine = [m for m in methods if _BENCH_STAGE.get(registry.get(m).stage) == stage and m != ref]
+        if mine or (stage == "align" and ref in methods):
+            cells += [(ref, stage)] + [(m, stage) for m in mine]
     # Each cell in a fresh process: the resident-memory peak of one would otherwise include what
     # the cells before it allocated (freed tensors stay in the allocator's pools).
     import multiprocessing
@@ -47,12 +49,13 @@ def bench_methods(cfg: ExperimentConfig, methods: list[str], steps: int, *, task
         rows.append(row)
         log(f"{method:>9} ({stage}): {row['seconds_per_step']:.2f} s/step, peak {row['peak_rss_mb']} MB")
     for row in rows:
-        ref = next(r for r in rows if r["method"] == "sft" and r["stage"] == row["stage"])
-        row["time_over_sft"] = round(row["seconds_per_step"] / ref["seconds_per_step"], 2)
-        if row["peak_rss_mb"] and ref["peak_rss_mb"]:
-            row["peak_memory_over_sft"] = round(row["peak_rss_mb"] / ref["peak_rss_mb"], 2)
-            if row["rss_before_mb"] and ref["rss_before_mb"]:
-                extra, ref_extra = row["peak_rss_mb"] - row["rss_before_mb"], ref["peak_rss_mb"] - ref["rss_before_mb"]
+        ref_row = next(r for r in rows if r["method"] == ref and r["stage"] == row["stage"])
+        row["time_over_sft"] = round(row["seconds_per_step"] / ref_row["seconds_per_step"], 2)
+        if row["peak_rss_mb"] and ref_row["peak_rss_mb"]:
+            row["peak_memory_over_sft"] = round(row["peak_rss_mb"] / ref_row["peak_rss_mb"], 2)
+            if row["rss_before_mb"] and ref_row["rss_before_mb"]:
+                extra = row["peak_rss_mb"] - row["rss_before_mb"]
+                ref_extra = ref_row["peak_rss_mb"] - ref_row["rss_before_mb"]
                 row["training_memory_over_sft"] = round(extra / ref_extra, 2) if ref_extra > 0 else None
     import torch
 
@@ -60,48 +63,42 @@ def bench_methods(cfg: ExperimentConfig, methods: list[str], steps: int, *, task
             "lora": {"rank": cfg.lora.rank, "alpha": cfg.lora.alpha}, "task": task, "n": n, "p": p,
             "batch_size": cfg.align.train.batch_size, "max_length": cfg.align.train.max_length,
             "mixed_precision": cfg.align.train.mixed_precision, "threads": cfg.threads or torch.get_num_threads(),
-            "method_configs": {"booster": to_dict(cfg.align.booster), "vaccine": to_dict(cfg.align.vaccine),
-                               "repnoise": to_dict(cfg.align.repnoise), "lisa": to_dict(cfg.attack.lisa)},
+            "method_configs": {name: to_dict(c) for name, c in registry.stage_configs(cfg).items()},
             "rows": rows, "protocol": base_protocol()}
 
 
 def _cell(cfg: ExperimentConfig, method: str, stage: str, steps: int, task: str, p: float, n: int) -> dict:
     """One method's stage, timed and its memory peak measured, in the calling (fresh) process."""
     from booster.data import mix
-    from booster.methods import SFT, Lisa, SFTConfig
+    from booster.hardware import bf16_products
+    from booster.methods import SFT, SFTConfig
     from booster.models.adapters import attach_lora
-    from booster.pipeline.stages import Stages
+    from booster.pipeline.context import Context
     from booster.training import encode_records, train
 
-    stages = Stages(cfg, progress=False)
-    lisa = lambda: Lisa(replace(cfg.attack.lisa, total_steps=steps))  # noqa: E731 (fresh state each time)
+    ctx = Context(cfg, progress=False)
+    defense = registry.get(method)
     train_cfg = cfg.align.train if stage == "align" else cfg.attack.train
     train_cfg = replace(train_cfg, steps=steps, log_every=steps, checkpoint_every=steps, probe_every=0)
-    base, tok = stages.base_model()
+    base, tok = ctx.base_model()
     model = attach_lora(base, cfg.lora, seed=train_cfg.seed)
-    max_len = train_cfg.max_length
-    align = encode_records(tok, stages.sample("alignment", cfg.align.samples, "align"), max_len)
-    if stage == "align":
-        data = {"align": align}
-        if method in HARMFUL_DATA_METHODS:
-            data["harmful"] = encode_records(
-                tok, stages.sample("provider_harmful", cfg.align.harmful_samples, "harmful"), max_len)
-        runner = stages._align_runner(align_method(method))
-    else:
-        data = {"user": encode_records(tok, mix(stages.data_dir, task, n, p, 0), max_len), "align": align}
-        runner = lisa() if method == "lisa" else SFT(SFTConfig(stream="user"))
-    from booster.hardware import bf16_products
+    streams = {s: encode_records(tok, ctx.provider_stream(s), train_cfg.max_length) for s in ("align", *defense.streams)}
+    if stage == "attack":
+        streams["user"] = encode_records(tok, mix(ctx.data_dir, task, n, p, 0), train_cfg.max_length)
 
-    with bf16_products(stages.device, cfg.bf16_emulation):  # as `booster run` computes
+    def runner():  # a fresh method each time: a stateful one (Lisa's cycle) starts at step 0
+        if stage == "attack" and defense.stage != "finetune":
+            return SFT(SFTConfig(stream="user"))
+        return defense.factory(registry.config_of(defense, cfg), steps)
+
+    with bf16_products(ctx.device, cfg.bf16_emulation):  # as `booster run` computes
         # Warm-up: one step (allocator, autocast caches, lazy imports), not timed.
-        train(model, runner, data, replace(train_cfg, steps=1, log_every=1, checkpoint_every=1),
+        train(model, runner(), streams, replace(train_cfg, steps=1, log_every=1, checkpoint_every=1),
               pad_id=tok.pad_token_id, progress=False)
-        if method == "lisa":  # a fresh Lisa: its cycle and proximal schedule start at step 0
-            runner = lisa()
         before = rss_mb()
         record: dict = {}
         with measure(record):
-            train(model, runner, data, train_cfg, pad_id=tok.pad_token_id, progress=False)
+            train(model, runner(), streams, train_cfg, pad_id=tok.pad_token_id, progress=False)
     return {"method": method, "stage": stage, "steps": steps, "seconds_per_step": round(record["seconds"] / steps, 3),
-            "peak_rss_mb": record["peak_rss_mb"], "bf16_kernels": stages.bf16_kernels,
+            "peak_rss_mb": record["peak_rss_mb"], "bf16_kernels": ctx.bf16_kernels,
             "rss_before_mb": round(before, 1) if before else None}

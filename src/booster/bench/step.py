@@ -1,4 +1,5 @@
-"""Cost of one training step: Booster against SFT on the same batches and model.
+"""Cost of one training step: each defense whose passes the table declares
+(``booster.methods.registry``, ``passes``: Booster) against SFT on the same batches and model.
 
 Booster's floor is three forward/backward passes per step (two on the harmful batch, one on
 the alignment batch) against SFT's one, so the ratio should approach 3 when the batches are
@@ -49,7 +50,7 @@ def bench_step(model_name: str, data_dir, batch_size: int, length: int, steps: i
     import contextlib
 
     from booster.data import load_pool
-    from booster.methods import SFT, Booster, StepContext
+    from booster.methods import StepContext
     from booster.models import load_model, resolve_model
     from booster.models.adapters import LoraSettings, attach_lora
     from booster.protocol import base_protocol
@@ -76,26 +77,33 @@ def bench_step(model_name: str, data_dir, batch_size: int, length: int, steps: i
             out.append(b)
         return out
 
-    align, harmful = batches("alignment"), batches("provider_harmful")
+    from booster.methods import registry
+
+    data = {"align": batches("alignment"), "harmful": batches("provider_harmful")}
+    timed = [d for d in registry.DEFENSES if d.passes]  # the reference first: it is the first row
     results = {}
-    for name, method in (("sft", SFT()), ("booster", Booster())):
-        method.step(model, {"align": [align[0]], "harmful": [harmful[0]]}, ctx)  # warm-up
+    for d in timed:
+        method = d.factory(d.config() if d.config else None, steps)  # paper defaults
+        method.step(model, {s: [data[s][0]] for s in method.streams}, ctx)  # warm-up
         times = []
         for i in range(steps):
             start = time.perf_counter()
-            method.step(model, {"align": [align[i]], "harmful": [harmful[i]]}, ctx)
+            method.step(model, {s: [data[s][i]] for s in method.streams}, ctx)
             times.append(time.perf_counter() - start)
             ctx.zero_grad()
-        results[name] = {"seconds_per_step": round(sorted(times)[len(times) // 2], 3), "all_seconds": [round(t, 3) for t in times]}
-    flops_sft = sum(pass_flops(model, b) for b in align) / steps
-    flops_booster = flops_sft + sum(2 * pass_flops(model, b) for b in harmful) / steps
+        results[d.name] = {"seconds_per_step": round(sorted(times)[len(times) // 2], 3),
+                           "all_seconds": [round(t, 3) for t in times]}
     compute_dtype = torch.bfloat16 if mixed_precision == "bf16" or dtype == "bfloat16" else torch.float32
     peak = matmul_peak_flops(compute_dtype)
-    for name, flops in (("sft", flops_sft), ("booster", flops_booster)):
-        r = results[name]
+    for d in timed:
+        flops = sum(n * sum(pass_flops(model, b) for b in data[s]) / steps for s, n in d.passes)
+        r = results[d.name]
         r["flops_per_step"] = flops
         r["achieved_gflops"] = round(flops / r["seconds_per_step"] / 1e9, 1)
         r["share_of_matmul_peak"] = round(flops / r["seconds_per_step"] / peak, 3)
+    ref = registry.reference().name
+    ratios = {f"{name}_over_{ref}": round(r["seconds_per_step"] / results[ref]["seconds_per_step"], 2)
+              for name, r in results.items() if name != ref}
     return {
         "benchmark": "step", "model": resolve_model(model_name).identity(), "dtype": dtype,
         "mixed_precision": mixed_precision, "lora_rank": lora_rank, "batch_size": batch_size,
@@ -103,6 +111,6 @@ def bench_step(model_name: str, data_dir, batch_size: int, length: int, steps: i
         "matmul_peak_dtype": str(compute_dtype).removeprefix("torch."),
         "matmul_peak_gflops": round(peak / 1e9, 1),
         "results": results,
-        "booster_over_sft": round(results["booster"]["seconds_per_step"] / results["sft"]["seconds_per_step"], 2),
+        **ratios,
         "protocol": base_protocol(),
     }

@@ -1,7 +1,8 @@
 """Run evaluation tasks on a model: generate, score, aggregate, record the protocol.
 
-:func:`evaluate_model` works on a model in memory (the pipeline calls it after alignment and
-after the attack); :func:`run_eval` is ``booster eval``: it loads the model (and adapter),
+:func:`evaluate_model` works on a model in memory; ``booster run`` evaluates through the same
+steps (:func:`load_prompts`, :func:`answer_task`, :func:`score_answers`), each cached on its own
+(``booster.pipeline.evaluate``); :func:`run_eval` is ``booster eval``: it loads the model (and adapter),
 evaluates, and writes a run folder atomically::
 
     RUN/metrics.json          one object per task, plus the headline numbers
@@ -75,22 +76,40 @@ def judge_rows(task: EvalTask, rows: list[dict], metrics: dict, judge) -> None:
     metrics.update(hs=percent(flags), hs_plus=percent([f or row["incoherent"] for f, row in zip(flags, rows)]))
 
 
+def answer_task(model, tokenizer, task: EvalTask, records: list[dict], *, max_new_tokens: int, batch_size: int,
+                progress: bool = True):
+    """Greedy answers of an in-memory model to one task's prompts (``Generation`` objects)."""
+    return generate(model, tokenizer, [prompt_of(r) for r in records],
+                    max_new_tokens=task.max_new_tokens or max_new_tokens, batch_size=batch_size,
+                    desc=task.name, progress=progress)
+
+
+def score_answers(task: EvalTask, records: list[dict], answers: list[str], judge, *, max_new_tokens: int,
+                  generation_seconds: float, generated_tokens: int) -> tuple[dict, list[dict]]:
+    """:func:`score_task` plus what the answers cost: the metrics every evaluation records."""
+    metrics, rows = score_task(task, records, answers, judge)
+    metrics.update(max_new_tokens=task.max_new_tokens or max_new_tokens, generation_seconds=generation_seconds,
+                   generated_tokens=generated_tokens)
+    return metrics, rows
+
+
 def evaluate_model(model, tokenizer, tasks: list[EvalTask], data_dir: Path, *, judge=None,
                    limit: int | None = None, max_new_tokens: int = 128, batch_size: int = 16,
                    progress: bool = True) -> tuple[dict[str, dict], dict[str, list[dict]]]:
-    """Evaluate an in-memory model on ``tasks``; returns (metrics by task, samples by task)."""
+    """Evaluate an in-memory model on ``tasks``; returns (metrics by task, samples by task).
+
+    ``booster run`` takes the same three steps (prompts, answers, scores) with each cached on
+    its own (``booster.pipeline.evaluate``)."""
     metrics, samples = {}, {}
     for task in tasks:
         records = load_prompts(data_dir, task, limit)
-        budget = task.max_new_tokens or max_new_tokens
         start = time.perf_counter()
-        gens = generate(model, tokenizer, [prompt_of(r) for r in records], max_new_tokens=budget,
-                        batch_size=batch_size, desc=task.name, progress=progress)
-        seconds = time.perf_counter() - start
-        m, rows = score_task(task, records, [g.text for g in gens], judge)
-        m.update(max_new_tokens=budget, generation_seconds=round(seconds, 2),
-                 generated_tokens=sum(g.new_tokens for g in gens))
-        metrics[task.name], samples[task.name] = m, rows
+        gens = answer_task(model, tokenizer, task, records, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                           progress=progress)
+        seconds = round(time.perf_counter() - start, 2)
+        metrics[task.name], samples[task.name] = score_answers(
+            task, records, [g.text for g in gens], judge, max_new_tokens=max_new_tokens,
+            generation_seconds=seconds, generated_tokens=sum(g.new_tokens for g in gens))
     return metrics, samples
 
 

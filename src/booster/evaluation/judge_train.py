@@ -231,6 +231,15 @@ def paired_check(judge, test_rows: list[dict]) -> dict:
     return out
 
 
+def _compared_method(align_method: str, finetune) -> str:
+    """The defense a labelled answer's model stands for: its fine-tuning-stage defense if it
+    had one, else its alignment method (the answers record both)."""
+    from booster.methods import registry
+
+    d = registry.find(finetune) if isinstance(finetune, str) else None
+    return d.name if d is not None and d.stage == "finetune" else align_method
+
+
 def hs_by_model(rows: list[dict], scores, t: float) -> list[dict]:
     """HS by reading against HS by the judge on the same answers, per kind of model (method,
     before/after the attack): where a judge's error would bias a comparison."""
@@ -240,7 +249,7 @@ def hs_by_model(rows: list[dict], scores, t: float) -> list[dict]:
         groups.setdefault((o.get("method", "?"), o.get("finetune", "-"), o.get("stage", "?")), []).append(i)
     out = []
     for (method, finetune, stage), idx in sorted(groups.items()):
-        out.append({"method": method if finetune != "lisa" else "lisa", "stage": stage, "n": len(idx),
+        out.append({"method": _compared_method(method, finetune), "stage": stage, "n": len(idx),
                     "hs_by_reading": 100 * float(np.mean([rows[i]["harmful"] for i in idx])),
                     "hs_by_judge": 100 * float(np.mean([scores[i] >= t for i in idx]))})
     return out

@@ -7,13 +7,29 @@ the gradient of its objective on the global batch in ``p.grad`` of the trainable
 Methods with several passes per step (Booster: three) need the whole global batch at once:
 Booster normalises the harmful gradient by its global norm before the second pass, which a
 loop that accumulates blindly micro-batch by micro-batch cannot do correctly.
+
+The contract, all of it (:class:`Method`): ``name``, ``streams`` and ``step`` are required; the
+hooks ``streams_for_step``, ``before_step``, ``state_dict`` and ``load_state_dict`` are optional,
+declared here with their defaults, and the loop calls every one of them each time (no probing).
+
+Parameters a step does not update: every trainable parameter takes an optimizer step every
+step. A parameter the method leaves without a gradient (``p.grad`` None, e.g. a layer a method
+skips) counts as a zero gradient: the loop fills in zeros before clipping and the optimizer
+step, so AdamW still decays its moments and applies weight decay, exactly as in a distributed
+run, where :meth:`StepContext.all_sum_grads` must all-reduce a tensor for every parameter.
+A method that wants a parameter frozen for a step must restore it itself.
+
+Several batches of one stream in a step (an inner loop, periodic probe batches): the batches a
+step is handed are one global batch per stream it needs; :meth:`StepContext.next_batch` draws
+further global batches of a stream, from the same seeded, checkpointed position, so a resumed
+run draws the same ones.
 """
 
 from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Callable
 
 import torch
 import torch.distributed as dist
@@ -31,6 +47,18 @@ class StepContext:
     """Mixed-precision context for forward passes (e.g. bf16 autocast on CPU)."""
     distributed: bool = field(default_factory=lambda: dist.is_available() and dist.is_initialized())
     """Whether gradients and token counts are summed over processes (DDP semantics)."""
+    step: int = 0
+    """0-based index of the optimizer step being taken (set by the loop)."""
+    total_steps: int | None = None
+    """Optimizer steps of the whole run (set by the loop; None outside it)."""
+    draw: Callable[[str], list[dict]] | None = None
+    """The loop's stream reader behind :meth:`next_batch` (None outside the loop)."""
+
+    def next_batch(self, stream: str) -> list[dict]:
+        """One more global batch of ``stream`` (this process's micro-batches) within this step."""
+        if self.draw is None:
+            raise RuntimeError("next_batch: this step context has no streams (it is not the training loop's)")
+        return self.draw(stream)
 
     def all_sum(self, value: float) -> float:
         if not self.distributed:
@@ -72,8 +100,9 @@ class StepContext:
         return self.all_sum(total) / n_tokens
 
 
-class Method(Protocol):
-    """The per-step update of a training method (see the module docstring)."""
+class Method:
+    """The per-step update of a training method (see the module docstring). Subclasses set
+    ``name`` and ``streams`` and implement ``step``; the hooks below are optional."""
 
     name: str
     streams: tuple[str, ...]
@@ -81,4 +110,19 @@ class Method(Protocol):
 
     def step(self, model: torch.nn.Module, batches: dict[str, list[dict]], ctx: StepContext) -> dict[str, float]:
         """Leave the step's gradient in ``p.grad`` of ``ctx.params``; return scalar logs."""
-        ...
+        raise NotImplementedError
+
+    def streams_for_step(self, step: int) -> tuple[str, ...]:
+        """The streams step ``step`` is handed a batch of (default: all of ``streams``); a
+        method alternating between streams (Lisa) names only the one it trains on."""
+        return self.streams
+
+    def before_step(self, model: torch.nn.Module, step: int, ctx: StepContext) -> None:
+        """Called by the loop before each ``step`` (default: nothing)."""
+
+    def state_dict(self) -> dict | None:
+        """State to checkpoint besides the weights and streams (tensors allowed; default: none)."""
+        return None
+
+    def load_state_dict(self, state: dict | None) -> None:
+        """Restore what :meth:`state_dict` returned (default: nothing to restore)."""

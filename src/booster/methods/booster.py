@@ -25,11 +25,11 @@ from __future__ import annotations
 
 import torch
 
-from booster.methods.base import StepContext
+from booster.methods.base import Method, StepContext
 from booster.methods.configs import BoosterConfig  # re-exported: its home is torch-free
 
 
-class Booster:
+class Booster(Method):
     name = "booster"
 
     def __init__(self, config: BoosterConfig | None = None):

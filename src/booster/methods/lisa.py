@@ -25,11 +25,11 @@ from __future__ import annotations
 import torch
 
 from booster.errors import ConfigError
-from booster.methods.base import StepContext
+from booster.methods.base import Method, StepContext
 from booster.methods.configs import LisaConfig  # re-exported: its home is torch-free
 
 
-class Lisa:
+class Lisa(Method):
     name = "lisa"
 
     def __init__(self, config: LisaConfig | None = None):

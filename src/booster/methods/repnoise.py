@@ -46,7 +46,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from booster.methods.base import StepContext
+from booster.methods.base import Method, StepContext
 from booster.methods.configs import RepNoiseConfig  # re-exported: its home is torch-free
 from booster.methods.hooks import decoder_layers, final_norm_and_head, first, forward_hooks
 from booster.methods.losses import IGNORE_INDEX
@@ -90,7 +90,7 @@ def logit_lens_loss(hidden: list[torch.Tensor], labels: torch.Tensor, norm, head
     return torch.stack(losses).mean()
 
 
-class RepNoise:
+class RepNoise(Method):
     name = "repnoise"
 
     def __init__(self, config: RepNoiseConfig | None = None):

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from booster.methods.base import StepContext
+from booster.methods.base import Method, StepContext
 from booster.methods.configs import SFTConfig  # re-exported: its home is torch-free
 
 
-class SFT:
+class SFT(Method):
     name = "sft"
 
     def __init__(self, config: SFTConfig | None = None):

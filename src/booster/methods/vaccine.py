@@ -29,13 +29,13 @@ import math
 
 import torch
 
-from booster.methods.base import StepContext
+from booster.methods.base import Method, StepContext
 from booster.methods.configs import VaccineConfig  # re-exported: its home is torch-free
 from booster.methods.hooks import attention_modules, first, forward_hooks, replace_first
 from booster.methods.losses import causal_lm_loss_sum, supervised_tokens
 
 
-class Vaccine:
+class Vaccine(Method):
     name = "vaccine"
 
     def __init__(self, config: VaccineConfig | None = None):

@@ -32,8 +32,15 @@ def _run(args) -> int:
     if args.describe:
         from booster.config import describe
 
+        from booster.methods import registry
+
         for key, default, doc in describe(ExperimentConfig):
             print(f"{key} = {default}\n    {doc}")
+        print("\ndefenses (methods: …), from booster.methods.registry:")
+        for d in registry.DEFENSES:
+            extra = f", reads {'+'.join(d.streams)}" if d.streams else ""
+            config = f", config {d.section}" if d.section else ""
+            print(f"{d.name}: {d.stage} stage{config}{extra}{' (the reference)' if d.reference else ''}\n    {d.paper}")
         return 0
     if args.config is None:
         from booster.errors import BoosterError

@@ -17,22 +17,12 @@ from typing import Literal
 
 from booster.config import option, quote
 from booster.errors import ConfigError
+from booster.methods import registry
 from booster.methods.configs import BoosterConfig, LisaConfig, RepNoiseConfig, VaccineConfig
 from booster.models.adapters import LoraSettings
 from booster.training.config import TrainConfig
 
-# Defenses by stage. "lisa" is a fine-tuning-stage defense: it aligns with SFT (sharing the
-# cached SFT-aligned model) and replaces the user's plain fine-tuning by Lisa's bi-state steps.
-ALIGN_METHODS = ("sft", "booster", "vaccine", "repnoise")
-FINETUNE_METHODS = ("lisa",)
-METHODS = ALIGN_METHODS + FINETUNE_METHODS
-HARMFUL_DATA_METHODS = ("booster", "repnoise")  # alignment methods that read provider_harmful
 TASKS = ("sst2", "agnews", "gsm8k")
-
-
-def align_method(method: str) -> str:
-    """The alignment method a defense runs in the alignment stage."""
-    return "sft" if method in FINETUNE_METHODS else method
 
 
 @dataclass
@@ -45,7 +35,8 @@ class DataSection:
 @dataclass
 class AlignSection:
     samples: int = option(1000, "alignment examples (harmful prompt → safe answer), a seeded sample of the pool")
-    harmful_samples: int = option(1000, "provider harmful examples for methods that use them (Booster, RepNoise)")
+    harmful_samples: int = option(1000, "provider harmful examples for methods that read them: "
+                                              + ", ".join(d.name for d in registry.DEFENSES if "harmful" in d.streams))
     train: TrainConfig = option(factory=lambda: TrainConfig(steps=100, lr=1e-4), help="alignment training")
     booster: BoosterConfig = option(factory=BoosterConfig, help="Booster hyperparameters")
     vaccine: VaccineConfig = option(factory=VaccineConfig, help="Vaccine hyperparameters")
@@ -144,8 +135,8 @@ class EvalSection:
 class ExperimentConfig:
     name: str = option("experiment", "name of the run folder (a folder name: no '/')")
     model: str = option(help="base model: short name (e.g. smollm2-135m-instruct), local folder or hub id")
-    methods: list[str] = option(help=f"defenses to compare, e.g. [sft, booster]: {', '.join(METHODS)} "
-                                     "(sft is the undefended baseline)")
+    methods: list[str] = option(help=f"defenses to compare: {', '.join(registry.names())} "
+                                     f"({registry.reference().name} is the undefended baseline)")
     dtype: Literal["float32", "bfloat16"] = option("bfloat16", "dtype of the frozen base weights (adapters train in float32)")
     threads: int | None = option(None, "torch CPU threads (null: torch's default)")
     bf16_emulation: bool = option(
@@ -183,11 +174,16 @@ class ExperimentConfig:
         # str.format would also take {0}, {name.attr} or {name:>99999999}: allow {name} only
         if fields is None or any(f != ("name", "", None) for f in fields):
             raise ConfigError(f"out: only {{name}} may appear in braces, got {quote(self.out)}")
-        unknown = [m for m in self.methods if m not in METHODS]
+        unknown = [m for m in self.methods if registry.find(m) is None]
         if unknown:
-            raise ConfigError(f"methods: unknown method {quote(unknown[0])} (choose from {', '.join(METHODS)})")
+            raise ConfigError(f"methods: unknown method {quote(unknown[0])} "
+                              f"(choose from {', '.join(registry.names())})")
         if not self.methods:
             raise ConfigError("methods must name at least one method")
+        post = [m for m in self.methods if registry.get(m).stage == "post"]
+        if post and self.attack.topology == "continue":
+            raise ConfigError(f"methods: {quote(post[0])} repairs the attack's own adapter, which needs "
+                              "attack.topology: fresh (continue trains the alignment adapter on)")
         for x in self.attack.extra:
             stray = [m for m in x.methods or () if m not in self.methods]
             if stray:

@@ -1,26 +1,27 @@
 """``booster run CONFIG.yaml``: expand the grid, run every cached stage, aggregate, report.
 
-Order: for each alignment method, align once and evaluate the aligned model ("before attack");
-then attack it at every (p, seed) and evaluate each attacked model. Every stage is cached by
-its inputs (``stages.py``), so re-running the command after an interruption skips finished
-stages and resumes the one that was cut off from its last checkpoint.
+Order: for each method, align once (with its alignment-stage defense, or the reference SFT) and
+evaluate the aligned model ("before attack"); then attack it at every cell (task, n, p, seed),
+with its fine-tuning-stage defense or the plain attack, repair the attacked model when the
+method is a post-fine-tuning defense, and evaluate it. Every stage is cached by its inputs
+(``cache.py``; recipes in ``align.py``, ``attack.py``, ``repair.py``, ``evaluate.py``), so
+re-running the command after an interruption skips finished stages and resumes the one that was
+cut off from its last checkpoint. The cells are in ``cells.py``, the summary rows in
+``rows.py``, the run folder in ``rundir.py``.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
-from tqdm.auto import tqdm
+from booster.methods import registry
+from booster.pipeline.cells import grid_tasks, method_cells, plan
+from booster.pipeline.config import ExperimentConfig
+from booster.pipeline.context import PROVIDER_STREAMS, eval_tasks, pool_sha256
+from booster.pipeline.rows import SUMMARY_KEYS
 
-from booster import io
-from booster.config import to_dict
-from booster.pipeline.config import FINETUNE_METHODS, HARMFUL_DATA_METHODS, ExperimentConfig, align_method
-from booster.pipeline.stages import StageResult, Stages, eval_tasks, pool_sha256
-
-SUMMARY_KEYS = ("method", "p", "n", "seed", "task", "hs", "hs_plus", "fa", "hs_before_attack",
-                "fa_before_attack", "over_refusal_before_attack", "refusal_rate", "over_refusal")
+__all__ = ["SUMMARY_KEYS", "check_config", "grid_tasks", "plan", "run_experiment"]
 
 
 def ensure_data(cfg: ExperimentConfig) -> None:
@@ -54,11 +55,12 @@ def check_pools(cfg: ExperimentConfig, manifest: dict | None = None) -> None:
     manifest = load_manifest(data_dir) if manifest is None else manifest
     tasks = grid_tasks(plan(cfg))
     needed = ["alignment", "attacker_harmful"] + [f"{t}_train" for t in tasks]
-    if any(align_method(m) in HARMFUL_DATA_METHODS for m in cfg.methods):
-        needed.append("provider_harmful")
+    for method in cfg.methods:  # the provider's data every stage of every method reads
+        for d in filter(None, vars(registry.chain(method)).values()):
+            needed += [PROVIDER_STREAMS[s][0] for s in d.streams if s in PROVIDER_STREAMS]
     for task in tasks:
         needed += [t.pool for t, _ in eval_tasks(cfg, task)]
-    for name in needed:
+    for name in dict.fromkeys(needed):
         pool_sha256(manifest, data_dir, name)
 
 
@@ -79,37 +81,6 @@ def warn_slow_dtype(cfg: ExperimentConfig, device=None) -> None:
         print(f"booster: warning: {message}", file=sys.stderr)
 
 
-def _metrics(evals: dict[str, StageResult], task: str) -> dict:
-    m = {name: ev.record["metrics"] for name, ev in evals.items()}
-    hs = m.get("hs") or m["hs_val"]
-    judge = (evals.get("hs") or evals["hs_val"]).record.get("judge") or {}
-    # hs / hs_plus are absent when eval.judge is 'none' (answers generated, not yet judged)
-    return {"hs": hs.get("hs"), "hs_plus": hs.get("hs_plus"), "judge_sha256": judge.get("sha256"),
-            "refusal_rate": hs["refusal_rate"], "fa": m[task]["fa"],
-            "over_refusal": (m.get("over_refusal") or m["over_refusal_val"])["over_refusal"], "hs_prompts": hs["n_prompts"],
-            "fa_samples": m[task]["n_prompts"]}
-
-
-def _line(m: dict) -> str:
-    hs = "not judged" if m["hs"] is None else f"{m['hs']:.1f}"
-    return (f"HS {hs}  FA {m['fa']:.1f}  refusals {m['refusal_rate']:.1f}%  "
-            f"over-refusal {m['over_refusal']:.1f}%")
-
-
-def plan(cfg: ExperimentConfig) -> list[tuple]:
-    """Every attacked run: (method, task, n, p, seed): the main product, then each
-    ``attack.extra`` sub-grid (its missing keys taken from the main grid), without repeats."""
-    a = cfg.attack
-    cells = [(m, t, n, p, s) for m in cfg.methods for t in a.tasks for n in a.ns for p in a.ps for s in a.seeds]
-    for x in a.extra:
-        cells += [(m, t, n, p, s) for m in x.methods or cfg.methods for t in x.tasks or a.tasks
-                  for n in x.ns or a.ns for p in x.ps or a.ps for s in x.seeds or a.seeds]
-    return list(dict.fromkeys(cells))
-
-
-def grid_tasks(cells: list[tuple]) -> list[str]:
-    return list(dict.fromkeys(c[1] for c in cells))
-
 
 def run_experiment(cfg: ExperimentConfig, *, progress: bool = True, log=print, judge=None) -> dict:
     """Run (or resume) the whole grid; write the run folder; return the summary.
@@ -120,134 +91,100 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = True, log=print, j
     from accelerate import PartialState
 
     from booster.hardware import bf16_products
+    from booster.pipeline.context import Context
 
     state = PartialState(cpu=not torch.cuda.is_available())
     with state.main_process_first():  # one process prepares the data, the others then read it
         ensure_data(cfg)
-    stages = Stages(cfg, progress=progress and state.is_main_process, judge=judge)
-    # bf16 products are chosen for the device Stages resolved, the one every stage computes on
-    with bf16_products(stages.device, cfg.bf16_emulation):
-        return _run_grid(cfg, stages, state, progress=progress, log=log)
-
-
-def _run_grid(cfg: ExperimentConfig, stages: Stages, state, *, progress: bool, log) -> dict:
-    from booster.data import P_DEFINITION
-    from booster.models.generation import decoding_settings
-    from booster.protocol import base_protocol
-    from booster.report.summary import write_report
-
-    check_pools(cfg, stages.manifest)
+    ctx = Context(cfg, progress=progress and state.is_main_process, judge=judge)
+    check_pools(cfg, ctx.manifest)
     if state.is_main_process:
-        warn_slow_dtype(cfg, stages.device)
-    if not state.is_main_process:
+        warn_slow_dtype(cfg, ctx.device)
+    else:
         log = lambda *_: None  # noqa: E731
     out = Path(cfg.run_dir())
-    ledger = out / "stages"
     with state.main_process_first():
-        imported = stages.import_ledger(ledger) if state.is_main_process and ledger.is_dir() else 0
+        imported = ctx.cache.import_ledger(out / "stages") if state.is_main_process and (out / "stages").is_dir() else 0
     if imported:
-        log(f"imported {imported} finished stages from {ledger} (the run folder's ledger)")
-    rows, stage_records, kept = [], {}, {}
-    histories: dict = {"align": {}, "attack": []}
-    grid = plan(cfg)
-    a = cfg.attack
-    bar = tqdm(total=len(grid), desc="runs", unit="run", disable=not progress)
-
-    def keep(*results):
-        for r in results:
-            stage_records[r.key] = r.record
-            kept[(r.kind, r.key)] = r
-
-    if cfg.unaligned:
-        for task in grid_tasks(grid):
-            evals = stages.evaluate(None, None, task)
-            keep(*evals.values())
-            m = _metrics(evals, task)
-            rows.append({"method": "unaligned", "p": None, "n": None, "seed": None, "task": task,
-                         **{k: m[k] for k in ("hs", "hs_plus", "fa", "refusal_rate", "over_refusal")},
-                         "hs_before_attack": m["hs"], "fa_before_attack": m["fa"],
-                         "over_refusal_before_attack": m["over_refusal"], "hs_prompts": m["hs_prompts"],
-                         "judge_sha256": m["judge_sha256"],
-                         "stage": "reference: the base model, not aligned and not attacked"})
-    for method in cfg.methods:
-        cells = [c for c in grid if c[0] == method]
-        if not cells:
-            continue
-        am, finetune = align_method(method), ("lisa" if method in FINETUNE_METHODS else "sft")
-        bar.set_description(f"align {am}")
-        aligned = stages.align(am)
-        keep(aligned)
-        histories["align"][am] = json.loads((aligned.path / "history.json").read_text())
-        for task in grid_tasks(cells):
-            before = stages.evaluate(aligned, None, task)
-            keep(*before.values())
-            mb = _metrics(before, task)
-            log(f"{method} ({am}-aligned), before attack: {_line(mb)}")
-            for _, _, n, p, seed in (c for c in cells if c[1] == task):
-                bar.set_description(f"{method} {task} n={n} p={p} seed={seed}")
-                attacked = stages.attack(aligned, task, n, p, seed, finetune=finetune)
-                evals = stages.evaluate(aligned, attacked, task)
-                keep(attacked, *evals.values())
-                m = _metrics(evals, task)
-                log(f"{method} {task} n={n} p={p} seed={seed}: {_line(m)}")
-                histories["attack"].append({"method": method, "task": task, "n": n, "p": p, "seed": seed,
-                                            "history": json.loads((attacked.path / "history.json").read_text())})
-                rows.append({
-                    "method": method, "p": p, "n": n, "seed": seed, "task": task,
-                    **{k: m[k] for k in ("hs", "hs_plus", "fa", "refusal_rate", "over_refusal")},
-                    "hs_before_attack": mb["hs"], "fa_before_attack": mb["fa"],
-                    "over_refusal_before_attack": mb["over_refusal"], "hs_prompts": m["hs_prompts"],
-                    "judge_sha256": m["judge_sha256"], "align_method": am, "finetune": finetune, "topology": a.topology,
-                    "align_key": aligned.key, "attack_key": attacked.key,
-                    "align_seconds": aligned.record["seconds"], "align_peak_rss_mb": aligned.record["peak_rss_mb"],
-                    "attack_seconds": attacked.record["seconds"], "attack_peak_rss_mb": attacked.record["peak_rss_mb"],
-                    # which kernels ran bf16 in the attack (absent in records older than the field)
-                    "bf16_kernels": attacked.record.get("bf16_kernels"),
-                })
-                if state.is_main_process:
-                    _copy_run(out / "runs" / f"{method}-{task}-n{n}-p{p}-seed{seed}", attacked, evals)
-                bar.update(1)
-    bar.close()
+        log(f"imported {imported} finished stages from {out / 'stages'} (the run folder's ledger)")
+    # bf16 products are chosen for the device the context resolved, the one every stage computes on
+    with bf16_products(ctx.device, cfg.bf16_emulation):
+        grid = Grid(ctx, log)
+        grid.run(progress)
     if not state.is_main_process:
-        return {"rows": rows}
+        return {"rows": grid.rows}
+    from booster.pipeline import rundir
 
-    protocol = {
-        **base_protocol(),
-        "config": to_dict(cfg),
-        "model": stages.model_identity,
-        "judge": stages.judge_identity(),
-        "data": {"dir": str(stages.data_dir), "manifest_sha256": io.sha256_file(stages.data_dir / "manifest.json"),
-                 "seed": stages.manifest.get("seed"),
-                 "pools": {k: {"count": v["count"], "sha256": v["sha256"]} for k, v in stages.manifest["pools"].items()}},
-        "p_definition": P_DEFINITION,
-        "lora": to_dict(cfg.lora),
-        "attack_topology": a.topology,
-        "decoding": decoding_settings(cfg.eval.max_new_tokens, cfg.eval.batch_size),
-        "bf16_kernels": stages.bf16_kernels,
-        "harmful_prompts": cfg.eval.prompts,
-        "stages": list(stage_records.values()),
-    }
-    out.mkdir(parents=True, exist_ok=True)
-    stages.export_ledger(list(kept.values()), ledger)
-    io.write_json(out / "summary.json", rows)
-    io.write_json(out / "protocol.json", protocol)
-    io.write_json(out / "histories.json", histories)
-    import yaml
-
-    io.write_text(out / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
-    if protocol["judge"] is None:
-        log("eval.judge is 'none': answers are cached but not judged (hs is null in summary.json); "
-            "run again with a judge to score them without regenerating")
-    else:
-        write_report(out, rows, histories, protocol)
-    log(f"run folder: {out}")
-    return {"rows": rows, "protocol": protocol}
+    protocol = rundir.write(ctx, out, list(grid.kept.values()), grid.rows, grid.histories, log)
+    return {"rows": grid.rows, "protocol": protocol}
 
 
-def _copy_run(dest: Path, attack: StageResult, evals: dict[str, StageResult]) -> None:
-    """Per-run files a reader wants beside the summary: metrics, curves, per-sample answers."""
-    with io.atomic_dir(dest) as tmp:
-        io.write_json(tmp / "metrics.json", {name: ev.record["metrics"] for name, ev in evals.items()})
-        shutil.copy(attack.path / "history.json", tmp / "history.json")
-        for name, ev in evals.items():
-            shutil.copy(ev.path / "samples.jsonl", tmp / f"samples-{name}.jsonl")
+class Grid:
+    """Walks the cells: every stage through its recipe, every result kept for the run folder."""
+
+    def __init__(self, ctx, log):
+        self.ctx, self.log = ctx, log
+        self.rows: list[dict] = []
+        self.kept: dict = {}  # (kind, key) -> StageResult, in the order first reached
+        self.histories: dict = {"align": {}, "attack": []}
+
+    def keep(self, *results) -> None:
+        for r in results:
+            self.kept.setdefault((r.kind, r.key), r)
+
+    def run(self, progress: bool) -> None:
+        from tqdm.auto import tqdm
+
+        from booster.pipeline import evaluate, rows
+
+        cells = plan(self.ctx.cfg)
+        if self.ctx.cfg.unaligned:
+            for task in grid_tasks(cells):
+                evals = evaluate.run(self.ctx, evaluate.ModelState(), task)
+                self.keep(*evals.values())
+                self.rows.append(rows.unaligned(task, rows.metrics(evals, task)))
+        bar = tqdm(total=len(cells), desc="runs", unit="run", disable=not progress)
+        for method in self.ctx.cfg.methods:
+            by_task = method_cells(cells, method)
+            if by_task:
+                self.method(method, by_task, bar)
+        bar.close()
+
+    def method(self, method: str, by_task: dict, bar) -> None:
+        """Align once, then for each task: evaluate before the attack, attack every cell."""
+        from booster.pipeline import align, evaluate, rows
+
+        ctx, chain = self.ctx, registry.chain(method)
+        bar.set_description(f"align {chain.align.name}")
+        aligned = align.run(ctx, chain.align)
+        self.keep(aligned)
+        self.histories["align"][chain.align.name] = json.loads((aligned.path / "history.json").read_text())
+        for task, cells in by_task.items():
+            before = evaluate.run(ctx, evaluate.ModelState(aligned), task)
+            self.keep(*before.values())
+            mb = rows.metrics(before, task)
+            self.log(f"{method} ({chain.align.name}-aligned), before attack: {rows.line(mb)}")
+            for cell in cells:
+                bar.set_description(f"{method} {task} n={cell.n} p={cell.p} seed={cell.seed}")
+                self.cell(method, chain, aligned, cell, mb)
+                bar.update(1)
+
+    def cell(self, method: str, chain, aligned, cell, mb: dict) -> None:
+        """Attack (and repair) one cell, evaluate it, record its row and run files."""
+        from booster.pipeline import attack, evaluate, repair, rows, rundir
+
+        ctx = self.ctx
+        attacked = attack.run(ctx, aligned, chain.finetune, cell)
+        repaired = repair.run(ctx, aligned, attacked, chain.post) if chain.post else None
+        evals = evaluate.run(ctx, evaluate.ModelState(aligned, attacked, repaired), cell.task)
+        self.keep(attacked, *([repaired] if repaired else []), *evals.values())
+        m = rows.metrics(evals, cell.task)
+        self.log(f"{method} {cell.task} n={cell.n} p={cell.p} seed={cell.seed}: {rows.line(m)}")
+        self.histories["attack"].append({"method": method, "task": cell.task, "n": cell.n, "p": cell.p,
+                                         "seed": cell.seed,
+                                         "history": json.loads((attacked.path / "history.json").read_text())})
+        self.rows.append(rows.attacked(method, chain, cell, ctx.cfg.attack.topology, mb, m, aligned, attacked,
+                                       repaired, registry.reference().name))
+        if ctx.state.is_main_process:
+            rundir.copy_run(Path(ctx.cfg.run_dir()) / "runs" /
+                            f"{method}-{cell.task}-n{cell.n}-p{cell.p}-seed{cell.seed}", attacked, evals, repaired)

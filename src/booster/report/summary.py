@@ -209,13 +209,19 @@ def _seed_bars(ax, xs, means, cells, color) -> None:
 def cost_table(rows: list[dict]) -> list[list[str]]:
     """Wall time and peak memory of each method's defended stage, relative to SFT's same stage:
     the alignment stage for alignment defenses, the fine-tuning stage for Lisa."""
+    from booster.methods import registry
+
+    ref = registry.reference().name
     attacked = [r for r in rows if r.get("p") is not None]
-    if not any(r["method"] == "sft" for r in attacked):
+    if not any(r["method"] == ref for r in attacked):
         return []
 
-    def stage_of(r):
-        return ("attack", r.get("attack_seconds"), r.get("attack_peak_rss_mb")) if r.get("finetune") == "lisa" \
-            else ("align", r.get("align_seconds"), r.get("align_peak_rss_mb"))
+    def stage_of(r):  # the stage the row's defense acts in, with that stage's cost
+        if r.get("repair"):
+            return ("repair", r.get("repair_seconds"), r.get("repair_peak_rss_mb"))
+        if r.get("finetune") not in (None, ref):
+            return ("attack", r.get("attack_seconds"), r.get("attack_peak_rss_mb"))
+        return ("align", r.get("align_seconds"), r.get("align_peak_rss_mb"))
 
     def mean(vals):
         vals = [v for v in vals if v is not None]
@@ -224,7 +230,7 @@ def cost_table(rows: list[dict]) -> list[list[str]]:
     # An attack computed with other bf16 kernels (float32 products on a CPU without native bf16,
     # see booster.hardware) costs what that machine costs, not what the method costs: compare
     # attack stages only among rows run with the kernels most of SFT's rows ran with.
-    sft = [r for r in attacked if r["method"] == "sft"]
+    sft = [r for r in attacked if r["method"] == ref]
     kernels = statistics.mode([r.get("bf16_kernels") for r in sft])
     attacked = [r for r in attacked if stage_of(r)[0] == "align" or r.get("bf16_kernels") == kernels]
     sft = [r for r in sft if r.get("bf16_kernels") == kernels]
@@ -236,7 +242,7 @@ def cost_table(rows: list[dict]) -> list[list[str]]:
         stage = stage_of(mine[0])[0]
         secs = mean([stage_of(r)[1] for r in mine])
         mem = mean([stage_of(r)[2] for r in mine])
-        b_secs, b_mem = base[stage]
+        b_secs, b_mem = base.get(stage, (None, None))  # a repair has no counterpart in SFT's run
         if secs is None:  # a summary without stage costs (older runs, hand-made rows)
             continue
         table.append([m, stage, f"{secs:.0f}", f"{secs / b_secs:.2f}" if b_secs else "–",

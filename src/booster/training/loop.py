@@ -106,7 +106,8 @@ def train(model: torch.nn.Module, method, data: dict[str, list[Example]], cfg: T
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if cfg.mixed_precision == "bf16" \
         else contextlib.nullcontext
     optimizer = _make_optimizer(list(named.values()), cfg)
-    ctx = StepContext(params=list(named.values()), autocast=autocast)
+    ctx = StepContext(params=list(named.values()), autocast=autocast, total_steps=cfg.steps,
+                      draw=lambda name: streams[name].next_batch(rank, world))
     probes = probes or {}
     digest = config_hash(cfg, method)
 
@@ -120,8 +121,7 @@ def train(model: torch.nn.Module, method, data: dict[str, list[Example]], cfg: T
         step, history = state["step"], state["history"]
         for name, s in streams.items():
             s.load_state_dict(state["streams"][name])
-        if hasattr(method, "load_state_dict"):
-            method.load_state_dict(state["method"])
+        method.load_state_dict(state["method"])
     else:
         torch.manual_seed(cfg.seed)
         if probes and cfg.probe_every:
@@ -133,14 +133,16 @@ def train(model: torch.nn.Module, method, data: dict[str, list[Example]], cfg: T
                disable=not progress or rank != 0, leave=False)
     while step < cfg.steps:
         # Methods that alternate between streams (Lisa) draw only what this step trains on.
-        needed = method.streams_for_step(step) if hasattr(method, "streams_for_step") else method.streams
-        batches = {name: streams[name].next_batch(rank, world) for name in needed}
+        batches = {name: streams[name].next_batch(rank, world) for name in method.streams_for_step(step)}
+        ctx.step = step
         lr = cfg.lr * lr_factor(step, cfg)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        if hasattr(method, "before_step"):
-            method.before_step(model, step, ctx)
+        method.before_step(model, step, ctx)
         logs = method.step(model, batches, ctx)
+        for p in ctx.params:  # a parameter the step left without gradient takes a zero one (methods/base.py)
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
         record = {"step": step + 1, "lr": lr, **logs}
         if cfg.max_grad_norm is not None:
             record["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(ctx.params, cfg.max_grad_norm))
@@ -161,7 +163,7 @@ def train(model: torch.nn.Module, method, data: dict[str, list[Example]], cfg: T
                 save_checkpoint(ckpt, named, optimizer, {
                     "step": step, "config_hash": digest, "history": history,
                     "streams": {n: s.state_dict() for n, s in streams.items()},
-                    "method": method.state_dict() if hasattr(method, "state_dict") else None,
+                    "method": method.state_dict(),
                 })
             if world > 1:
                 dist.barrier()

@@ -1,0 +1,167 @@
+"""The table of defenses: one row per defense, the only place the pipeline, the grid, the
+benchmarks and the report learn which defenses exist and how to build them.
+
+A row says in which stage the defense acts (``align``: it trains the aligned adapter;
+``finetune``: it replaces the user's plain fine-tuning; ``post``: it repairs the fine-tuned
+model before evaluation), where its hyperparameters live in the experiment YAML, how to build
+it from them, which paper it implements and which data streams it reads:
+
+    align    the provider's alignment data (harmful prompt → safe answer)
+    harmful  the provider's harmful data (harmful prompt → harmful answer)
+    user     the user's fine-tuning mix
+
+Adding a defense: its own file under ``booster/methods/``, one row below, and its config
+section (a field of the stage's section in ``booster/pipeline/config.py``). The test of the
+table (``tests/methods/test_registry.py``) checks that every row has its section, and that its
+faithfulness test and smoke test exist.
+
+This module imports no torch: ``booster run --check`` reads it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Literal
+
+from booster.methods.configs import BoosterConfig, LisaConfig, RepNoiseConfig, VaccineConfig
+
+Stage = Literal["align", "finetune", "post"]
+# every trainable (align / finetune) row runs through the real training loop here, by name
+SMOKE_TEST = "tests/methods/test_methods_smoke.py::test_registered_defense_trains_in_the_loop"
+STAGES: tuple[Stage, ...] = ("align", "finetune", "post")
+
+
+@dataclass(frozen=True)
+class Defense:
+    name: str
+    """The name in ``methods:`` of an experiment config, in summaries and reports."""
+    stage: Stage
+    config: type | None
+    """The hyperparameter dataclass (None: the method has none)."""
+    section: str | None
+    """Where ``config`` lives in the experiment config, e.g. ``align.booster``."""
+    factory: Callable[..., Any]
+    """align/finetune: ``factory(config, total_steps) -> Method`` (``booster.methods.base``);
+    post: ``factory(config) -> repair(aligned_state, unaligned_state, attack_lora_state) ->
+    (adapter tensors, report)`` (see ``booster.pipeline.repair``)."""
+    paper: str
+    streams: tuple[str, ...] = ()
+    """Data streams the defense reads besides the stage's own (align: ``align``; finetune: ``user``)."""
+    faithfulness_test: str = ""
+    """The test (``path::function``) checking the method's update against an independent
+    computation of the paper's equations (an autograd reference, explicit loops)."""
+    smoke_test: str = SMOKE_TEST
+    """The test running it end to end (default: the loop smoke test parametrized over the table)."""
+    reference: bool = False
+    """The undefended baseline every defense is compared against (exactly one row)."""
+    passes: tuple[tuple[str, int], ...] = ()
+    """Forward/backward passes per optimizer step on each stream: the FLOP model of
+    ``booster bench step``, which times the rows that declare it (empty: not modelled)."""
+
+
+# -- factories (lazy imports: the methods import torch) ----------------------------------------
+def _sft(config, total_steps):
+    from booster.methods.sft import SFT
+
+    return SFT()
+
+
+def _booster(config, total_steps):
+    from booster.methods.booster import Booster
+
+    return Booster(config)
+
+
+def _vaccine(config, total_steps):
+    from booster.methods.vaccine import Vaccine
+
+    return Vaccine(config)
+
+
+def _repnoise(config, total_steps):
+    from booster.methods.repnoise import RepNoise
+
+    return RepNoise(config)
+
+
+def _lisa(config, total_steps):
+    from booster.methods.lisa import Lisa
+
+    return Lisa(replace(config, total_steps=total_steps))  # its proximal term starts at a share of the run
+
+
+DEFENSES: list[Defense] = [
+    Defense("sft", "align", None, None, _sft, "supervised fine-tuning on the alignment data (no defense)",
+            faithfulness_test="tests/methods/test_sft.py::test_sft_gradient_is_the_token_mean_loss_gradient",
+            reference=True, passes=(("align", 1),)),
+    Defense("booster", "align", BoosterConfig, "align.booster", _booster,
+            "Huang et al., Booster, ICLR 2025, arXiv:2409.01586", streams=("harmful",),
+            faithfulness_test="tests/methods/test_booster.py::test_update_matches_formula",
+            passes=(("align", 1), ("harmful", 2))),  # ∇f, ∇h at w and at the simulated step
+    Defense("vaccine", "align", VaccineConfig, "align.vaccine", _vaccine,
+            "Huang et al., Vaccine, NeurIPS 2024, arXiv:2402.01109",
+            faithfulness_test="tests/methods/test_vaccine.py::test_update_matches_formula_and_perturbation_norm_is_rho"),
+    Defense("repnoise", "align", RepNoiseConfig, "align.repnoise", _repnoise,
+            "Rosati et al., Representation Noising, NeurIPS 2024, arXiv:2405.14577", streams=("harmful",),
+            faithfulness_test="tests/methods/test_repnoise.py::test_total_gradient_matches_full_formula"),
+    Defense("lisa", "finetune", LisaConfig, "attack.lisa", _lisa,
+            "Huang et al., Lisa, NeurIPS 2024, arXiv:2405.18641", streams=("align",),
+            faithfulness_test="tests/methods/test_lisa.py::test_total_gradient_is_state_gradient_plus_proximal"),
+]
+
+# The fields the plain attack's stage key carried when Lisa was the only fine-tuning-stage
+# defense (its config and its alignment sample count, both null). Kept so that the keys of the
+# stages already in ledgers stay valid; a fine-tuning-stage defense's key carries its own
+# ``{name: config, name_align_samples: ...}`` instead (``booster.pipeline.attack``).
+PLAIN_ATTACK_KEY_FIELDS = {"lisa": None, "lisa_align_samples": None}
+
+
+def names(stage: Stage | None = None) -> list[str]:
+    return [d.name for d in DEFENSES if stage is None or d.stage == stage]
+
+
+def find(name: str) -> Defense | None:
+    return next((d for d in DEFENSES if d.name == name), None)
+
+
+def get(name: str) -> Defense:
+    d = find(name)
+    if d is None:
+        raise KeyError(f"unknown defense {name!r} (choose from {', '.join(names())})")
+    return d
+
+
+def reference() -> Defense:
+    """The undefended baseline (SFT): it aligns for the fine-tuning-stage and post defenses too."""
+    return next(d for d in DEFENSES if d.reference)
+
+
+@dataclass(frozen=True)
+class Chain:
+    """The defense acting in each stage of one compared method (None: no defense there)."""
+
+    align: Defense
+    finetune: Defense | None
+    post: Defense | None
+
+
+def chain(name: str) -> Chain:
+    """A defense of one stage runs with the reference alignment and the plain attack elsewhere."""
+    d = get(name)
+    return Chain(align=d if d.stage == "align" else reference(),
+                 finetune=d if d.stage == "finetune" else None, post=d if d.stage == "post" else None)
+
+
+def config_of(defense: Defense, experiment) -> Any:
+    """The defense's hyperparameters from an experiment config (its ``section``)."""
+    if defense.section is None:
+        return None
+    obj = experiment
+    for part in defense.section.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def stage_configs(experiment) -> dict[str, Any]:
+    """Every configured defense's hyperparameters by name (for protocols and benchmarks)."""
+    return {d.name: config_of(d, experiment) for d in DEFENSES if d.section is not None}
