@@ -501,3 +501,41 @@ def test_a_repair_needs_the_fresh_attack_topology(tmp_path, prepared_data, capsy
     err = capsys.readouterr().err
     assert err.startswith("booster: error:") and "'zero-attack' repairs the attack's own adapter" in err
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.integration
+def test_safelora_runs_in_the_grid_on_the_tiny_model(tmp_path, prepared_data, train_calls):
+    """Safe LoRA's registry row end to end: SFT's alignment and attack are reused, the repair
+    stage projects the attack adapter (τ = 1: every layer) and the repaired model is evaluated."""
+    from safetensors.torch import load_file
+
+    cfg = tiny_config(tmp_path, prepared_data, methods=["sft", "safelora"], unaligned=False)
+    cfg["repair"] = {"safelora": {"threshold": 1.0}}
+    run_experiment(load_config(ExperimentConfig, write_cfg(tmp_path, cfg)), progress=False,
+                   log=lambda *_: None, judge=KeywordJudge())
+    assert train_calls == ["sft", "sft"]  # one alignment, one attack: Safe LoRA trains nothing
+    sft, repaired = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert repaired["method"] == "safelora" and repaired["repair"] == "safelora"
+    assert repaired["attack_key"] == sft["attack_key"] and repaired["hs"] is not None
+    cache = tmp_path / "cache"
+    stage = cache / "repair" / repaired["repair_key"]
+    report = json.loads((stage / "report.json").read_text())
+    assert report["n_projected"] == report["n_layers"] > 0
+    # Independently: V from the alignment adapter's factors (what the merge adds), C = V Vᵀ/‖V‖_F,
+    # and the repaired B of every module equals C·B of the attack's.
+    weights = "adapter/adapter_model.safetensors"
+    align_ad = load_file(cache / "align" / repaired["align_key"] / weights)
+    attack_ad = load_file(cache / "attack" / repaired["attack_key"] / weights)
+    scale = json.loads((cache / "align" / repaired["align_key"] / "adapter" / "adapter_config.json").read_text())
+    scale = scale["lora_alpha"] / scale["r"]
+    out = load_file(stage / weights)
+    assert out.keys() == attack_ad.keys()
+    b_keys = [k for k in out if ".lora_B." in k]
+    assert b_keys
+    for kb in b_keys:
+        ka = kb.replace(".lora_B.", ".lora_A.")
+        V = scale * align_ad[kb].double() @ align_ad[ka].double()
+        C = V @ V.T / torch.linalg.matrix_norm(V)
+        want = C @ attack_ad[kb].double()
+        torch.testing.assert_close(out[kb].double(), want, rtol=1e-3, atol=1e-6)
+        assert torch.equal(out[ka], attack_ad[ka])

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
-from booster.config import option
+from booster.config import option, quote
 from booster.errors import ConfigError
 
 
@@ -107,3 +108,32 @@ class VaccineConfig:
     def validate(self):
         if not (self.rho >= 0 and math.isfinite(self.rho)):
             raise ConfigError(f"rho (ρ) must be a finite number >= 0, got {self.rho}")
+
+
+@dataclass
+class SafeLoRAConfig:
+    """Safe LoRA hyperparameters (Hsu et al., NeurIPS 2024, arXiv:2405.16833); the method is
+    ``booster.methods.safelora``."""
+
+    select: Literal["threshold", "number"] = option(
+        "threshold", "which layers are projected: 'threshold' (similarity ≤ τ, the rule of the paper's "
+                     "Figure 1) or 'number' (the num_layers of lowest similarity; the default of the authors' "
+                     "code as ported to peft)")
+    threshold: float = option(0.5, "τ, cosine-similarity threshold of the 'threshold' rule (authors' code: "
+                                   "0.5); 1 projects every layer, 0 only layers whose projection is zero")
+    num_layers: int = option(10, "k, layers projected by the 'number' rule (authors' code: 10)")
+    projection: Literal["approx", "exact"] = option(
+        "approx", "'approx': the paper's Ĉ = V Vᵀ / ‖V‖_F (as the authors' code); 'exact': the "
+                  "orthogonal projector V V⁺ onto the column space of V (an option of this toolkit)")
+
+    def validate(self):
+        if self.select not in ("threshold", "number"):
+            raise ConfigError(f"select must be 'threshold' or 'number', got {quote(self.select)}")
+        if self.projection not in ("approx", "exact"):
+            raise ConfigError(f"projection must be 'approx' or 'exact', got {quote(self.projection)}")
+        number = isinstance(self.threshold, (int, float)) and not isinstance(self.threshold, bool)
+        if not (number and 0 <= self.threshold <= 1):
+            raise ConfigError(f"threshold (τ) must be in [0, 1] (the similarity is a cosine in [0, 1]), "
+                              f"got {quote(self.threshold)}")
+        if isinstance(self.num_layers, bool) or not isinstance(self.num_layers, int) or self.num_layers < 0:
+            raise ConfigError(f"num_layers must be an integer >= 0, got {quote(self.num_layers)}")

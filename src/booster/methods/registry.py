@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Literal
 
-from booster.methods.configs import BoosterConfig, LisaConfig, RepNoiseConfig, VaccineConfig
+from booster.methods.configs import BoosterConfig, LisaConfig, RepNoiseConfig, SafeLoRAConfig, VaccineConfig
 
 Stage = Literal["align", "finetune", "post"]
 # every trainable (align / finetune) row runs through the real training loop here, by name
@@ -90,6 +90,14 @@ def _lisa(config, total_steps):
     return Lisa(replace(config, total_steps=total_steps))  # its proximal term starts at a share of the run
 
 
+def _safelora(config):
+    from functools import partial
+
+    from booster.methods.safelora import repair
+
+    return partial(repair, cfg=config)
+
+
 DEFENSES: list[Defense] = [
     Defense("sft", "align", None, None, _sft, "supervised fine-tuning on the alignment data (no defense)",
             faithfulness_test="tests/methods/test_sft.py::test_sft_gradient_is_the_token_mean_loss_gradient",
@@ -107,6 +115,10 @@ DEFENSES: list[Defense] = [
     Defense("lisa", "finetune", LisaConfig, "attack.lisa", _lisa,
             "Huang et al., Lisa, NeurIPS 2024, arXiv:2405.18641", streams=("align",),
             faithfulness_test="tests/methods/test_lisa.py::test_total_gradient_is_state_gradient_plus_proximal"),
+    Defense("safelora", "post", SafeLoRAConfig, "repair.safelora", _safelora,
+            "Hsu et al., Safe LoRA, NeurIPS 2024, arXiv:2405.16833",
+            faithfulness_test="tests/methods/test_safelora.py::test_threshold_rule_matches_reference",
+            smoke_test="tests/pipeline/test_pipeline.py::test_safelora_runs_in_the_grid_on_the_tiny_model"),
 ]
 
 # The fields the plain attack's stage key carried when Lisa was the only fine-tuning-stage

@@ -18,7 +18,7 @@ from typing import Literal
 from booster.config import option, quote
 from booster.errors import ConfigError
 from booster.methods import registry
-from booster.methods.configs import BoosterConfig, LisaConfig, RepNoiseConfig, VaccineConfig
+from booster.methods.configs import BoosterConfig, LisaConfig, RepNoiseConfig, SafeLoRAConfig, VaccineConfig
 from booster.models.adapters import LoraSettings
 from booster.training.config import TrainConfig
 
@@ -130,6 +130,13 @@ class EvalSection:
             raise ConfigError(f"eval.fa_samples_by_task: sample counts must be >= 1, got {quote(bad)}")
 
 
+@dataclass
+class RepairSection:
+    """Post-fine-tuning defenses: each repairs the attack's adapter before evaluation."""
+
+    safelora: SafeLoRAConfig = option(factory=SafeLoRAConfig, help="Safe LoRA hyperparameters")
+
+
 # keyword-only: `model` and `methods` are required (no default) but keep their place after `name`
 @dataclass(kw_only=True)
 class ExperimentConfig:
@@ -147,6 +154,7 @@ class ExperimentConfig:
     data: DataSection = option(factory=DataSection, help="prepared data")
     align: AlignSection = option(factory=AlignSection, help="alignment stage")
     attack: AttackSection = option(factory=AttackSection, help="harmful fine-tuning attack (user fine-tuning)")
+    repair: RepairSection = option(factory=RepairSection, help="post-fine-tuning stage (repair of the attack adapter)")
     eval: EvalSection = option(factory=EvalSection, help="evaluation after alignment and after the attack")
     unaligned: bool = option(True, "also evaluate the unaligned base model (reference row)")
     out: str = option("work/runs/{name}", "run folder with summary, report and plots ({name} is replaced); "
