@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from booster.data import load_pool, normalize_prompt
-from booster.evaluation import judge_data
+from booster.evaluation.judges import data as judge_data
 
 pytestmark = pytest.mark.integration
 
@@ -59,7 +59,7 @@ def test_refusal_phrasings_are_not_training_answers(data):
 
 
 def test_training_data_shares_no_prompt_with_the_hand_labeled_test_and_calibration_splits(data, prepared_data):
-    from booster.evaluation.judge_labels import TRAIN_LABEL_FILES, load_labels, part
+    from booster.evaluation.judges.labels import TRAIN_LABEL_FILES, load_labels, part
 
     rows = [r for f in TRAIN_LABEL_FILES for r in load_labels(f)]
     used = _prompts(data["train"]) | set().union(*(_prompts(v) for v in data["val"].values()))
