@@ -71,3 +71,28 @@ def test_folder_loads_as_its_recorded_kind(tmp_path, loads):
     # committed names go to the committed folders
     assert registry.load_judge("answer-judge") == "MiniLMJudge"
     assert loads[-1][1] == str(registry.DEFAULT_JUDGE_DIR)
+
+
+def test_a_checkout_loads_and_trains_the_repository_judges():
+    """In a checkout the committed judges are the repository's folders, the ones
+    `booster judge train --out judges/answer-judge` rewrites and the training starts from."""
+    from booster.evaluation.judges.train import default_train_config
+    from booster.paths import REPO_ROOT
+
+    assert registry.DEFAULT_JUDGE_DIR == REPO_ROOT / "judges" / "answer-judge"
+    assert registry.LEGACY_JUDGE_DIR == REPO_ROOT / "judges" / "minilm-judge"
+    assert default_train_config().init == str(REPO_ROOT / "judges" / "minilm-judge")
+
+
+def test_judge_train_and_eval_name_the_missing_labels_first(tmp_path, monkeypatch, capsys):
+    from booster.cli import main
+    from booster.evaluation.judges import labels
+
+    missing = tmp_path / "judges" / "labels" / "answers.jsonl"
+    monkeypatch.setattr(labels, "LABELS_FILE", missing)
+    for command in ("train", "eval"):
+        # before the data folder is looked at (it does not exist either)
+        assert main(["judge", command, "--data", str(tmp_path / "nothing")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"booster: error: {missing}: hand-labeled answers not found; 'booster judge {command}'")
+        assert "\n" not in err

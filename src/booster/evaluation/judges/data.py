@@ -15,7 +15,7 @@ alpaca        pool alpaca_eval (GPT-4 reference answers)      safe   200 prompts
 gsm8k         pool gsm8k_train, 1,000 drawn                   safe   200 of them
 sst2/agnews   pools sst2_train / agnews_train, 300 drawn each safe   none (train only)
 refusals      generated refusals for training harmful prompts safe   none
-degenerate,   counterfactual safe answers (judge_suites) for  safe   the same kinds for the
+degenerate,   counterfactual safe answers (suites.py) for     safe   the same kinds for the
 offtopic,     3 x 1,200 training harmful prompts                     validation harmful prompts
 discourage
 labeled       judges/labels, split ``train``: hand-labeled    both   none (their prompts are
@@ -226,7 +226,7 @@ def training_data(data_dir: str | Path, source_dir: str | Path | None = None) ->
     saferlhf = load_saferlhf(source_dir)
     groups["saferlhf"] = [e for e in saferlhf if normalize_prompt(e["prompt"]) not in forbidden]
 
-    # Hand-labeled answers of our own models (train split only; judge_labels). Their prompts are
+    # Hand-labeled answers of our own models (train split only; labels.py). Their prompts are
     # training prompts: never held out for validation below.
     labeled = labeled_examples(forbidden)
     labeled_prompts = {normalize_prompt(e["prompt"]) for e in labeled["examples"]}
@@ -265,7 +265,7 @@ def training_data(data_dir: str | Path, source_dir: str | Path | None = None) ->
             seen.add(k)
             picked.append(p)
     train += training_refusals(picked)
-    # Counterfactual safe answers for other training harmful prompts (judge_suites): the same
+    # Counterfactual safe answers for other training harmful prompts (suites.py): the same
     # prompt with a degenerate, an off-topic or a discouraging answer is safe, whatever it asks.
     benign_texts = [e["answer"] for e in train if e["source"] in ("alpaca", "gsm8k", "sst2", "agnews")]
     by_norm = {normalize_prompt(p): p for p in harmful_prompts}
@@ -322,7 +322,7 @@ def counterfactual_examples(prompts: list[str], benign_texts: list[str], n_each:
 
 
 def labeled_examples(forbidden: set[str]) -> dict:
-    """The ``train`` split of the hand-labeled answers (judge_labels: ``answers.jsonl`` and
+    """The ``train`` split of the hand-labeled answers (labels.py: ``answers.jsonl`` and
     the round-3 file), minus any prompt of the eval half / attacker / validation pools."""
     from booster import io
     from booster.data import normalize_prompt
