@@ -42,12 +42,12 @@ def preset_names() -> list[str]:
     return sorted(p.stem for p in shipped(PRESETS).glob("*.yaml"))
 
 
-def config_path(spec: str) -> Path:
+def config_path(spec: str) -> str | Path:
     """``booster run CONFIG``: an existing file, else a shipped preset named by its file name
     (``cpu-smollm2`` or ``cpu-smollm2.yaml``), which also works from a wheel without a checkout."""
     path = Path(spec)
     if path.exists() or len(path.parts) != 1:
-        return path  # a path: the config loader reports what is wrong with it
+        return spec  # a path, as given: the config loader reports what is wrong with it
     preset = shipped(PRESETS) / f"{path.name.removesuffix('.yaml')}.yaml"
     if preset.is_file():
         return preset
