@@ -21,6 +21,9 @@ from pathlib import Path
 
 import pytest
 
+# Real files end to end; CI runs every test (`make test`: pytest -q, nothing deselected).
+pytestmark = pytest.mark.integration
+
 REPO = Path(__file__).resolve().parents[1]
 ANSWER_FIXTURE = REPO / "tests" / "evaluation" / "data" / "answer_judge_scores.json"  # see judge_fixture.py
 # Not build inputs: version control, environments, outputs, tests.
