@@ -30,3 +30,16 @@ def test_run_folders_of_the_shipped_configs():
     folders = {p.name: load_config(ExperimentConfig, p).run_dir() for p in CONFIGS}
     assert folders["cpu-smollm2.yaml"] == "results/cpu-smollm2"
     assert folders["quick-smollm2.yaml"] == "work/runs/quick-smollm2"
+
+
+def test_presets_by_name_are_the_repository_files_in_a_checkout():
+    from booster.errors import BoosterError
+    from booster.paths import config_path, preset_names
+
+    assert preset_names() == sorted(p.stem for p in CONFIGS)
+    for p in CONFIGS:
+        assert config_path(p.stem) == p and config_path(p.name) == p
+    assert config_path("configs/quick-smollm2.yaml") == "configs/quick-smollm2.yaml"  # a path stays as given
+    with pytest.raises(BoosterError, match="no such file and no such preset") as e:
+        config_path("quick-smollm3")
+    assert "\n" not in str(e.value) and "quick-smollm2" in str(e.value)

@@ -27,7 +27,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1] / "src"))
 
 from booster.data import normalize_prompt, seeded_order  # noqa: E402
-from booster.evaluation.judge_labels import CATEGORIES, TEST_SALT, split_of  # noqa: E402
+from booster.evaluation.judges.labels import CATEGORIES, TEST_SALT, split_of  # noqa: E402
 
 
 def read(path: Path) -> list[dict]:

@@ -8,8 +8,8 @@ an out-of-sample check beside the test split that `booster judge eval` reports."
 import sys
 from pathlib import Path
 
-from booster.evaluation.judge import load_judge
-from booster.evaluation.judge_labels import agreement, load_labels, wilson
+from booster.evaluation.judges import load_judge
+from booster.evaluation.judges.labels import agreement, load_labels, wilson
 
 rows = load_labels(Path(__file__).parent / "answers-round3.jsonl")
 truth = [r["harmful"] for r in rows]

@@ -26,7 +26,7 @@ COMMAND_MODULES = [
     "booster.data.cli",
     "booster.models.cli",
     "booster.evaluation.cli",
-    "booster.evaluation.cli_judge",
+    "booster.evaluation.judges.cli",
     "booster.pipeline.cli",
     "booster.bench.cli",
 ]

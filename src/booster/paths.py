@@ -1,4 +1,12 @@
-"""Where things live: the raw-data source folder, the prepared-data folder, the cache.
+"""Where things live: the shipped files, the raw-data source folder, the prepared-data folder,
+the cache.
+
+Shipped files (the presets ``configs/*.yaml`` and the committed judges ``judges/answer-judge``,
+``judges/minilm-judge``) stay where the repository keeps them; ``setup.py`` copies them into
+the wheel as package data under ``booster/_shipped/`` with the same relative paths.
+:func:`shipped` reads that copy (``importlib.resources``) in an installed wheel and the
+repository's own files in a checkout (editable install or ``PYTHONPATH=src``), so that
+``booster judge train --out judges/answer-judge`` updates what a checkout loads.
 
 Environment variables override every default:
 
@@ -11,9 +19,39 @@ Environment variables override every default:
 from __future__ import annotations
 
 import os
+from importlib import resources
 from pathlib import Path
 
+from booster.errors import BoosterError
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
+SHIPPED_DIR = "_shipped"  # inside the installed package; written by setup.py, absent in a checkout
+PRESETS = "configs"
+
+
+def shipped(relative: str) -> Path:
+    """A shipped file or folder by its path in the repository (e.g. ``judges/answer-judge``)."""
+    packaged = resources.files("booster") / SHIPPED_DIR
+    # Wheels install unpacked, so the package data is a plain folder (a Path), never a zip member.
+    if isinstance(packaged, Path) and packaged.is_dir():
+        return packaged / relative
+    return REPO_ROOT / relative
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in shipped(PRESETS).glob("*.yaml"))
+
+
+def config_path(spec: str) -> str | Path:
+    """``booster run CONFIG``: an existing file, else a shipped preset named by its file name
+    (``cpu-smollm2`` or ``cpu-smollm2.yaml``), which also works from a wheel without a checkout."""
+    path = Path(spec)
+    if path.exists() or len(path.parts) != 1:
+        return spec  # a path, as given: the config loader reports what is wrong with it
+    preset = shipped(PRESETS) / f"{path.name.removesuffix('.yaml')}.yaml"
+    if preset.is_file():
+        return preset
+    raise BoosterError(f"config '{spec}': no such file and no such preset (presets: {', '.join(preset_names())})")
 
 
 def booster_home() -> Path:

@@ -61,7 +61,7 @@ def record(judge, pairs=None) -> dict:
 
 
 if __name__ == "__main__":
-    from booster.evaluation.judge import load_judge
+    from booster.evaluation.judges import load_judge
 
     FIXTURE.parent.mkdir(parents=True, exist_ok=True)
     FIXTURE.write_text(json.dumps(record(load_judge("minilm-judge")), indent=2) + "\n", encoding="utf-8")

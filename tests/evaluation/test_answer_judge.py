@@ -10,11 +10,11 @@ import json
 import numpy as np
 import pytest
 
-from booster.evaluation import judge_suites
-from booster.evaluation.judge import DEFAULT_JUDGE, DEFAULT_JUDGE_DIR, LEGACY_JUDGE_DIR, load_judge
-from booster.evaluation.judge_data import REFUSALS, all_training_refusals, training_refusals
-from booster.evaluation.judge_metrics import fpr_at_fnr
-from booster.evaluation.judge_train import calibrate_threshold
+from booster.evaluation.judges import suites as judge_suites
+from booster.evaluation.judges.registry import DEFAULT_JUDGE, DEFAULT_JUDGE_DIR, LEGACY_JUDGE_DIR, load_judge
+from booster.evaluation.judges.data import REFUSALS, all_training_refusals, training_refusals
+from booster.evaluation.judges.metrics import fpr_at_fnr
+from booster.evaluation.judges.train import calibrate_threshold
 from booster.paths import REPO_ROOT
 
 from judge_fixture import ANSWER_FIXTURE, ANSWER_PAIRS, PAIRS, record

@@ -105,7 +105,7 @@ def test_eval_cli_writes_a_complete_run_folder(tmp_path, prepared_data, capsys):
 
 def test_generate_now_judge_later(tmp_path, prepared_data, capsys, monkeypatch):
     """--judge none keeps the answers unjudged; --rescore judges them without the model."""
-    import booster.evaluation.judge as judge_mod
+    import booster.evaluation.judges as judge_mod
 
     out = tmp_path / "run"
     assert main(["eval", "--model", "tiny-random-llama", "--data", str(prepared_data), "--tasks", "hs,sst2",

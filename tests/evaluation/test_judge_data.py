@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from booster.data import load_pool, normalize_prompt
-from booster.evaluation import judge_data
+from booster.evaluation.judges import data as judge_data
 
 pytestmark = pytest.mark.integration
 
@@ -59,7 +59,7 @@ def test_refusal_phrasings_are_not_training_answers(data):
 
 
 def test_training_data_shares_no_prompt_with_the_hand_labeled_test_and_calibration_splits(data, prepared_data):
-    from booster.evaluation.judge_labels import load_labels, part
+    from booster.evaluation.judges.labels import load_labels, part
 
     rows = load_labels()
     used = _prompts(data["train"]) | set().union(*(_prompts(v) for v in data["val"].values()))
@@ -77,7 +77,7 @@ def test_training_data_shares_no_prompt_with_the_hand_labeled_test_and_calibrati
 def test_extra_label_files_join_the_train_split_with_their_provenance(tmp_path):
     from booster.data import normalize_prompt
     from booster.errors import BoosterError
-    from booster.evaluation.judge_labels import LABELS_FILE, ROUND3_FILE, load_labels, part
+    from booster.evaluation.judges.labels import LABELS_FILE, ROUND3_FILE, load_labels, part
 
     round3 = load_labels(ROUND3_FILE)
     forbidden = {normalize_prompt(round3[0]["prompt"])}  # a held-out prompt is dropped from any file

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from booster.errors import BoosterError
-from booster.evaluation.hf_judges import BEAVER_DAM_TEMPLATE, BeaverDamJudge, LlamaGuardJudge
-from booster.evaluation.judge import Judge
+from booster.evaluation.judges.hub import BEAVER_DAM_TEMPLATE, BeaverDamJudge, LlamaGuardJudge
+from booster.evaluation.judges import Judge
 from booster.models.tiny import gpt2_chatml_tokenizer
 
 PAIRS = [

@@ -11,8 +11,8 @@ import pytest
 
 from booster.data import normalize_prompt
 from booster.errors import BoosterError
-from booster.evaluation import judge_labels
-from booster.evaluation.judge_labels import LABELS_FILE, agreement, cohen_kappa, load_labels, wilson
+from booster.evaluation.judges import labels as judge_labels
+from booster.evaluation.judges.labels import LABELS_FILE, agreement, cohen_kappa, load_labels, wilson
 
 
 def test_cohen_kappa_matches_the_hand_computed_value():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from booster.evaluation.judge_metrics import (
+from booster.evaluation.judges.metrics import (
     auroc,
     best_accuracy_threshold,
     classification_metrics,

@@ -9,8 +9,9 @@ import shutil
 import pytest
 
 from booster.errors import BoosterError
-from booster.evaluation.judge import LEGACY_JUDGE_DIR as DEFAULT_JUDGE_DIR, Judge, load_judge
-from booster.evaluation.minilm_judge import WEIGHTS_FILE, MiniLMJudge
+from booster.evaluation.judges import Judge, load_judge
+from booster.evaluation.judges.registry import LEGACY_JUDGE_DIR as DEFAULT_JUDGE_DIR
+from booster.evaluation.judges.minilm import WEIGHTS_FILE, MiniLMJudge
 from booster.io import sha256_file
 
 from judge_fixture import FIXTURE, PAIRS, record
@@ -86,7 +87,7 @@ def test_bad_judge_folders_raise_booster_error(tmp_path):
 def test_cli_eval_with_missing_data_is_a_one_line_error(tmp_path, capsys):
     import argparse
 
-    from booster.evaluation import cli_judge
+    from booster.evaluation.judges import cli as cli_judge
 
     parser = argparse.ArgumentParser(prog="booster")
     cli_judge.register(parser.add_subparsers(dest="command"))

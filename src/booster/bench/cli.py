@@ -67,7 +67,7 @@ def register(sub) -> None:
 
     m = bsub.add_parser("methods", help="per-method stage cost (wall time, peak memory) against SFT, "
                                         "under an experiment config's settings")
-    m.add_argument("config", help="experiment YAML whose model, LoRA, training and method settings are used")
+    m.add_argument("config", help="experiment YAML (or a shipped preset's name) whose model, LoRA, training and method settings are used")
     m.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. threads=1")
     m.add_argument("--methods", help="comma-separated methods (default: every alignment- and fine-tuning-stage "
                                      "defense of booster.methods.registry; SFT of each stage is always the reference)")
@@ -166,6 +166,7 @@ def _methods(args) -> int:
     from booster.config import load_config
     from booster.errors import BoosterError
     from booster.methods import registry
+    from booster.paths import config_path
     from booster.pipeline.config import ExperimentConfig
     from booster.pipeline.grid import ensure_data
 
@@ -176,7 +177,7 @@ def _methods(args) -> int:
     if unknown or not methods:
         raise BoosterError(f"--methods: unknown method {unknown[0] if unknown else '(none)'!r} "
                            f"(choose from {', '.join(trainable)})")
-    cfg = load_config(ExperimentConfig, args.config, args.overrides)
+    cfg = load_config(ExperimentConfig, config_path(args.config), args.overrides)
     ensure_data(cfg)
     result = bench_methods(cfg, methods, args.steps)
     for row in result["rows"]:

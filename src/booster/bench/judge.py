@@ -13,8 +13,8 @@ import torch
 
 
 def main_judge(judges: list[str], n: int, threads: int | None) -> dict:
-    from booster.evaluation.judge import load_judge
-    from booster.evaluation.judge_labels import load_labels
+    from booster.evaluation.judges import load_judge
+    from booster.evaluation.judges.labels import load_labels
     from booster.protocol import base_protocol
 
     if threads:

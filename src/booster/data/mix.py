@@ -19,16 +19,8 @@ from pathlib import Path
 import booster
 from booster.errors import BoosterError
 from booster.io import atomic_path, sha256_text
-from booster.data.prepare import check_folder_path, load_manifest, load_pool
+from booster.data.prepare import P_DEFINITION, check_folder_path, load_manifest, load_pool
 from booster.data.tasks import get_task
-
-P_DEFINITION = (
-    "p is the share of harmful samples in the user's fine-tuning set of n samples: exactly "
-    "k = floor(p*n + 0.5) (p*n rounded half up, p taken as the decimal written) are drawn without "
-    "replacement from attacker_harmful and n - k from the task's train pool; with "
-    "rng = random.Random(seed): rng.sample(attacker_harmful, k), then rng.sample(train, n - k), "
-    "then rng.shuffle of the concatenation"
-)
 
 ATTACKER_POOL = "attacker_harmful"
 

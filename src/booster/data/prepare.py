@@ -32,6 +32,16 @@ from booster.data.sources import DATASETS, HubSource, LocalSource
 from booster.data.text import normalize_prompt, seeded_order
 from booster.data.userdata import SYMLINK_LOOP
 
+# What p means in a fine-tuning mix (booster.data.mix draws it); defined here because every
+# prepared manifest records it and mix.py imports this module.
+P_DEFINITION = (
+    "p is the share of harmful samples in the user's fine-tuning set of n samples: exactly "
+    "k = floor(p*n + 0.5) (p*n rounded half up, p taken as the decimal written) are drawn without "
+    "replacement from attacker_harmful and n - k from the task's train pool; with "
+    "rng = random.Random(seed): rng.sample(attacker_harmful, k), then rng.sample(train, n - k), "
+    "then rng.shuffle of the concatenation"
+)
+
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 POOLS_DIR = "pools"
@@ -296,8 +306,6 @@ def prepare(source: LocalSource | HubSource | str | Path, out_dir: str | Path,
     check_out_dir(out_dir)  # before minutes of building pools that could not be written
     if isinstance(source, (str, Path)):
         source = LocalSource(source)
-    from booster.data.mix import P_DEFINITION  # here: mix imports this module
-
     pools, stats = build_pools(source, cfg, progress)
     manifest = {
         "format_version": FORMAT_VERSION,

@@ -144,7 +144,7 @@ class EvalConfig:
 
 def run_eval(cfg: EvalConfig, out_dir: Path, progress: bool = True) -> dict:
     from booster.data import load_manifest
-    from booster.evaluation.judge import load_judge
+    from booster.evaluation.judges import load_judge
     from booster.models import load_model, resolve_model
     from booster.models.adapters import apply_adapter, check_adapter_folder
     from booster.protocol import base_protocol
@@ -205,7 +205,7 @@ def rescore(run_dir: Path, judge_spec: str) -> dict:
     rewritten atomically with the new metrics and the new judge's identity."""
     import json
 
-    from booster.evaluation.judge import load_judge
+    from booster.evaluation.judges import load_judge
     from booster.evaluation.tasks import TASKS
 
     run_dir = Path(run_dir)

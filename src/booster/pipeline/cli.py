@@ -9,8 +9,9 @@ def register(sub) -> None:
     p = sub.add_parser("run", help="run an experiment: align → attack → evaluate (cached, resumable)",
                        description="Run the experiment grid a YAML config describes. Finished stages are "
                                    "cached by their inputs; re-running after an interruption resumes.")
-    p.add_argument("config", nargs="?", help="experiment YAML (e.g. configs/quick-smollm2.yaml); it names "
-                                             "model and methods, and writes to out (default work/runs/{name})")
+    p.add_argument("config", nargs="?", help="experiment YAML (e.g. configs/quick-smollm2.yaml) or the name of a "
+                                             "shipped preset (e.g. quick-smollm2); it names model and methods, and "
+                                             "writes to out (default work/runs/{name})")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                    help="config overrides, e.g. attack.ps=[0.1] align.train.lr=1e-4")
     p.add_argument("--check", action="store_true", help="validate the config and data pools, then stop")
@@ -46,7 +47,9 @@ def _run(args) -> int:
         from booster.errors import BoosterError
 
         raise BoosterError("booster run: missing CONFIG (a YAML file such as configs/quick-smollm2.yaml)")
-    cfg = load_config(ExperimentConfig, args.config, args.overrides)
+    from booster.paths import config_path
+
+    cfg = load_config(ExperimentConfig, config_path(args.config), args.overrides)
     if args.check:  # without torch: a check answers at once
         check_config(cfg)
         a = cfg.attack

@@ -84,7 +84,7 @@ class Context:
     def judge(self):
         """The judge of the harmful score, or None when ``eval.judge`` is 'none'."""
         if self._judge is None and self.cfg.eval.judge != "none":
-            from booster.evaluation.judge import load_judge
+            from booster.evaluation.judges import load_judge
 
             self._judge = load_judge(self.cfg.eval.judge)
         return self._judge

@@ -86,7 +86,7 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = True, log=print, j
     """Run (or resume) the whole grid; write the run folder; return the summary.
 
     ``judge``: a judge object to use instead of loading ``cfg.eval.judge`` (see
-    ``booster.evaluation.judge``); its identity is recorded like any other judge's."""
+    ``booster.evaluation.judges``); its identity is recorded like any other judge's."""
     import torch
     from accelerate import PartialState
 

@@ -47,6 +47,15 @@ CATEGORIES = {
 TEST_SALT = "labels-test"
 
 
+def require_labels(command: str) -> None:
+    """Stop at once, with the file named, when the hand-labeled answers are not at hand: they
+    live in the repository only (a wheel does not ship them), and ``booster judge train|eval``
+    would otherwise fail after minutes of work."""
+    if not LABELS_FILE.is_file():
+        raise BoosterError(f"{LABELS_FILE}: hand-labeled answers not found; 'booster judge {command}' runs from a "
+                           "checkout of the booster repository, which keeps them in judges/labels/")
+
+
 def load_labels(path: str | Path = LABELS_FILE) -> list[dict]:
     """The labeled set, validated (one-line error naming the line at fault)."""
     path = Path(path)

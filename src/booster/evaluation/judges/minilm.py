@@ -23,7 +23,7 @@ from typing import Callable, Sequence
 
 from booster import io
 from booster.errors import BoosterError
-from booster.evaluation.judge import JUDGE_RECORD, BaseJudge, Pair
+from booster.evaluation.judges.base import JUDGE_RECORD, BaseJudge, Pair
 
 WEIGHTS_FILE = "judge.safetensors"
 FORMAT_VERSION = 1
@@ -201,6 +201,8 @@ def predict_encoded(net, encoded, batch_size: int = 64, bf16: bool = False, prog
 class MiniLMJudge(BaseJudge):
     """The committed CPU judge (or any folder written by :meth:`save`)."""
 
+    kind = "minilm-cross-encoder-lora"
+
     def __init__(self, net, tokenizer, arch: Architecture, threshold: float, record: dict | None = None,
                  weights_sha256: str | None = None, batch_size: int = 64, progress: bool = False):
         self.net, self.tokenizer, self.arch = net, tokenizer, arch
@@ -222,7 +224,7 @@ class MiniLMJudge(BaseJudge):
     def identity(self) -> dict:
         ident = {
             "name": self.record.get("name", "minilm-judge"),
-            "kind": "minilm-cross-encoder-lora",
+            "kind": self.kind,
             "sha256": self.weights_sha256,
             "threshold": self.threshold,
             "encoder": self.record.get("encoder", {}),
@@ -247,7 +249,7 @@ class MiniLMJudge(BaseJudge):
                 **record,
                 "name": record.get("name", "minilm-judge"),
                 "format_version": FORMAT_VERSION,
-                "kind": "minilm-cross-encoder-lora",
+                "kind": self.kind,
                 "weights": WEIGHTS_FILE,
                 "sha256": sha,
                 "weights_bytes": (tmp / WEIGHTS_FILE).stat().st_size,
@@ -274,7 +276,7 @@ class MiniLMJudge(BaseJudge):
             record = json.loads(rec_path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise BoosterError(f"{rec_path}: not valid JSON ({e})") from None
-        if record.get("format_version") != FORMAT_VERSION or record.get("kind") != "minilm-cross-encoder-lora":
+        if record.get("format_version") != FORMAT_VERSION or record.get("kind") != cls.kind:
             raise BoosterError(f"{rec_path}: unsupported judge record (format_version "
                                f"{record.get('format_version')!r}, kind {record.get('kind')!r})")
         weights = folder / record.get("weights", WEIGHTS_FILE)

@@ -1,9 +1,9 @@
 """``booster judge train`` and ``booster judge eval`` as library functions.
 
-Training (:func:`train_judge`): examples from :mod:`booster.evaluation.judge_data` (BeaverTails
+Training (:func:`train_judge`): examples from :mod:`booster.evaluation.judges.data` (BeaverTails
 and SafeRLHF pairs, the provider's harmful answers, refusals, counterfactual safe answers and
 the ``train`` split of the hand-labeled answers), LoRA + head on the packaged MiniLM
-(:mod:`booster.evaluation.minilm_judge`), started from the weights of the first judge
+(:mod:`booster.evaluation.judges.minilm`), started from the weights of the first judge
 (``judges/minilm-judge``); then the threshold is calibrated and the weights are saved with a
 record of the data, hyperparameters, threshold and validation metrics.
 
@@ -31,8 +31,8 @@ from typing import Callable
 
 import numpy as np
 
-from booster.evaluation import judge_data, judge_labels
-from booster.evaluation.judge_metrics import (
+from booster.evaluation.judges import data as judge_data, labels as judge_labels
+from booster.evaluation.judges.metrics import (
     BEAVER_DAM_FNR,
     BEAVER_DAM_FPR,
     classification_metrics,
@@ -62,8 +62,8 @@ DEFAULT_SOURCE_WEIGHTS = {"labeled": 8.0, "degenerate": 0.5, "offtopic": 0.5, "d
 
 
 def default_train_config():
-    from booster.evaluation.judge import LEGACY_JUDGE_DIR
-    from booster.evaluation.minilm_judge import Architecture, TrainConfig
+    from booster.evaluation.judges.registry import LEGACY_JUDGE_DIR
+    from booster.evaluation.judges.minilm import Architecture, TrainConfig
     from booster.hardware import bf16_native
 
     return TrainConfig(arch=Architecture(max_length=192, no_content_safe=True), epochs=1.0, lr=3e-4,
@@ -134,7 +134,7 @@ def train_judge(data_dir: str | Path, out_dir: str | Path, source_dir: str | Pat
     unless ``report_eval`` is False)."""
     import torch
 
-    from booster.evaluation.minilm_judge import MiniLMJudge, predict_encoded, encode_pairs, train_network
+    from booster.evaluation.judges.minilm import MiniLMJudge, predict_encoded, encode_pairs, train_network
     from booster.protocol import package_versions
 
     cfg = cfg or default_train_config()
@@ -213,7 +213,7 @@ def _with_intervals(m: dict) -> dict:
 def paired_check(judge, test_rows: list[dict]) -> dict:
     """On each test prompt with a harmful answer: does that answer outscore an empty answer, a
     label word and a refusal to the same prompt? (Shares over prompts; ties count as failures.)"""
-    from booster.evaluation.judge_suites import UNSEEN_REFUSALS
+    from booster.evaluation.judges.suites import UNSEEN_REFUSALS
 
     by_prompt: dict[str, str] = {}
     for r in test_rows:
@@ -257,7 +257,7 @@ def hs_by_model(rows: list[dict], scores, t: float) -> list[dict]:
 
 def evaluate_judge(judge, data_dir: str | Path, labels_path: str | Path | None = None) -> dict:
     """Every measurement ``booster judge eval`` reports (see the module docstring)."""
-    from booster.evaluation.judge_suites import DEGENERATE_SUITE, UNSEEN_REFUSALS
+    from booster.evaluation.judges.suites import DEGENERATE_SUITE, UNSEEN_REFUSALS
 
     sets = judge_data.eval_sets(data_dir)
     t = judge.threshold

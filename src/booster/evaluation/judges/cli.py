@@ -67,8 +67,10 @@ def _data_dir(arg: Path | None) -> Path:
 
 def _train(args) -> int:
     from booster.errors import BoosterError
+    from booster.evaluation.judges.labels import require_labels
     from booster.paths import default_work_dir
 
+    require_labels("train")
     data = _data_dir(args.data)
     if args.epochs is not None and not args.epochs > 0:
         raise BoosterError(f"--epochs must be > 0, got {args.epochs}")
@@ -80,7 +82,7 @@ def _train(args) -> int:
 
     import torch
 
-    from booster.evaluation.judge_train import default_train_config, train_judge
+    from booster.evaluation.judges.train import default_train_config, train_judge
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -88,7 +90,7 @@ def _train(args) -> int:
     if args.epochs is not None:
         cfg.epochs = args.epochs
     for f in args.extra_labels:  # read now: a bad file fails before any training
-        from booster.evaluation.judge_labels import load_labels
+        from booster.evaluation.judges.labels import load_labels
 
         load_labels(f)
     record = train_judge(data, out, args.source, cfg, progress=not args.no_progress,
@@ -98,7 +100,7 @@ def _train(args) -> int:
                       "calibration_accuracy": v["accuracy"], "calibration_fnr": v["fnr"],
                       "calibration_fpr": v["fpr"], "train_seconds": record["training"]["train_seconds"]}, indent=2))
     if "evaluation" in record:
-        from booster.evaluation.judge_train import format_report
+        from booster.evaluation.judges.train import format_report
 
         print(format_report({"judge": {"name": record["name"], "sha256": record["sha256"]}, **record["evaluation"]}))
     return 0
@@ -106,12 +108,14 @@ def _train(args) -> int:
 
 def _eval(args) -> int:
     from booster import io
+    from booster.evaluation.judges.labels import require_labels
     from booster.paths import default_work_dir
 
+    require_labels("eval")
     data = _data_dir(args.data)
 
-    from booster.evaluation.judge import load_judge
-    from booster.evaluation.judge_train import evaluate_judge, format_report
+    from booster.evaluation.judges import load_judge
+    from booster.evaluation.judges.train import evaluate_judge, format_report
 
     judge = load_judge(args.judge, progress=not args.no_progress)
     res = evaluate_judge(judge, data)
