@@ -121,6 +121,8 @@ class EvalConfig:
     max_new_tokens: int = option(128, "new tokens per answer unless the task caps it (paper: 512)")
     batch_size: int = option(16, "generation batch size")
     dtype: str = option("float32", "model dtype for evaluation: float32 or bfloat16")
+    device: str | None = option(None, "where the model generates and the judge scores: cpu, cuda, cuda:1, ... "
+                                      "(default: cuda when a GPU is visible, else cpu)")
 
 
 def run_eval(cfg: EvalConfig, out_dir: Path, progress: bool = True) -> dict:
@@ -137,15 +139,17 @@ def run_eval(cfg: EvalConfig, out_dir: Path, progress: bool = True) -> dict:
         load_prompts(data_dir, task, cfg.limit)
     if cfg.adapter is not None:
         check_adapter_folder(Path(cfg.adapter))
+    from booster.hardware import bf16_kernels, bf16_products, default_device
+
+    device = cfg.device or default_device()
     needs_judge = any(t.metric == "harmful_score" for t in tasks) and cfg.judge != "none"
-    judge = load_judge(cfg.judge) if needs_judge else None
+    judge = load_judge(cfg.judge, device=device) if needs_judge else None
     resolved = resolve_model(cfg.model)
-    model, tokenizer = load_model(cfg.model, dtype=cfg.dtype)
+    model, tokenizer = load_model(cfg.model, dtype=cfg.dtype, device=device)
     if cfg.adapter is not None:
         model = apply_adapter(model, Path(cfg.adapter))
-    from booster.hardware import bf16_kernels, bf16_products
 
-    with bf16_products():  # bf16 answers at float32 speed where the CPU has no native bf16
+    with bf16_products(device):  # bf16 answers at float32 speed where the CPU has no native bf16
         metrics, samples = evaluate_model(model, tokenizer, tasks, data_dir, judge=judge, limit=cfg.limit,
                                           max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size,
                                           progress=progress)
@@ -156,7 +160,7 @@ def run_eval(cfg: EvalConfig, out_dir: Path, progress: bool = True) -> dict:
         "adapter": adapter_identity(cfg.adapter),
         "judge": judge.identity() if judge else None,
         "decoding": decoding_settings(cfg.max_new_tokens, cfg.batch_size),
-        "bf16_kernels": bf16_kernels() if cfg.dtype == "bfloat16" else None,
+        "bf16_kernels": bf16_kernels(device) if cfg.dtype == "bfloat16" else None,
         "data_manifest_sha256": io.sha256_file(data_dir / "manifest.json"),
         "data_pools": {t.pool: manifest["pools"][t.pool]["sha256"] for t in tasks},
         "tasks": {t.name: {"pool": t.pool, "rule": t.rule, "n_prompts": metrics[t.name]["n_prompts"],
@@ -198,7 +202,9 @@ def rescore(run_dir: Path, judge_spec: str) -> dict:
     hs_tasks = [name for name in result["tasks"] if TASKS[name].metric == "harmful_score"]
     if not hs_tasks:
         raise BoosterError(f"'{run_dir}' has no harmful-score task to rescore")
-    judge = load_judge(judge_spec)
+    from booster.hardware import default_device
+
+    judge = load_judge(judge_spec, device=default_device())
     samples = {}
     for name in hs_tasks:
         rows = io.read_jsonl(run_dir / "samples" / f"{name}.jsonl")

@@ -32,10 +32,15 @@ class StepContext:
     distributed: bool = field(default_factory=lambda: dist.is_available() and dist.is_initialized())
     """Whether gradients and token counts are summed over processes (DDP semantics)."""
 
+    @property
+    def device(self) -> torch.device:
+        """The trainable parameters' device: collectives run there (NCCL takes no CPU tensor)."""
+        return self.params[0].device if self.params else torch.device("cpu")
+
     def all_sum(self, value: float) -> float:
         if not self.distributed:
             return value
-        t = torch.tensor([value], dtype=torch.float64)
+        t = torch.tensor([value], dtype=torch.float64, device=self.device)
         dist.all_reduce(t)
         return float(t.item())
 

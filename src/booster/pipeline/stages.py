@@ -147,7 +147,7 @@ class Stages:
         if self._judge is None and self.cfg.eval.judge != "none":
             from booster.evaluation.judge import load_judge
 
-            self._judge = load_judge(self.cfg.eval.judge)
+            self._judge = load_judge(self.cfg.eval.judge, device=self.device)
         return self._judge
 
     def _cached(self, kind: str, key: str) -> Path | None:

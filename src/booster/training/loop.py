@@ -28,7 +28,7 @@ from booster import io
 from booster.config import to_dict
 from booster.errors import BoosterError
 from booster.methods.base import StepContext
-from booster.methods.losses import causal_lm_loss_sum, supervised_tokens
+from booster.methods.losses import causal_lm_loss_sum, supervised_tokens, to_model_device
 from booster.training.batches import Example, collate
 from booster.training.checkpoint import load_checkpoint, save_checkpoint
 from booster.training.config import TrainConfig  # re-exported: its home is torch-free
@@ -68,7 +68,7 @@ def probe_loss(model, examples: list[Example], pad_id: int, micro_batch_size: in
     model.eval()
     total, tokens = 0.0, 0
     for i in range(0, len(examples), micro_batch_size):
-        batch = collate(examples[i:i + micro_batch_size], pad_id)
+        batch = to_model_device(model, collate(examples[i:i + micro_batch_size], pad_id))
         with autocast():
             total += float(causal_lm_loss_sum(model, batch))
         tokens += supervised_tokens(batch)
@@ -134,7 +134,8 @@ def train(model: torch.nn.Module, method, data: dict[str, list[Example]], cfg: T
     while step < cfg.steps:
         # Methods that alternate between streams (Lisa) draw only what this step trains on.
         needed = method.streams_for_step(step) if hasattr(method, "streams_for_step") else method.streams
-        batches = {name: streams[name].next_batch(rank, world) for name in needed}
+        batches = {name: [to_model_device(model, b) for b in streams[name].next_batch(rank, world)]
+                   for name in needed}
         lr = cfg.lr * lr_factor(step, cfg)
         for group in optimizer.param_groups:
             group["lr"] = lr
