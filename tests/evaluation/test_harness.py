@@ -10,7 +10,7 @@ import pytest
 from booster import io
 from booster.cli import main
 from booster.evaluation.harness import headline, score_task
-from booster.evaluation.tasks import TASKS, parse_tasks
+from booster.tasks import TASKS, parse_tasks
 from booster.errors import BoosterError
 
 

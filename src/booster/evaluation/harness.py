@@ -20,7 +20,7 @@ from booster.config import option, to_dict
 from booster.errors import BoosterError
 from booster.models.generation import decoding_settings, generate
 from booster.evaluation.signals import is_incoherent, is_refusal, percent
-from booster.evaluation.tasks import EvalTask, parse_tasks
+from booster.tasks import Task, parse_tasks
 
 
 def prompt_of(record: dict) -> list[dict]:
@@ -29,7 +29,7 @@ def prompt_of(record: dict) -> list[dict]:
     return messages[:-1] if messages and messages[-1]["role"] == "assistant" else messages
 
 
-def load_prompts(data_dir: Path, task: EvalTask, limit: int | None) -> list[dict]:
+def load_prompts(data_dir: Path, task: Task, limit: int | None) -> list[dict]:
     from booster.data import load_pool
 
     records = load_pool(data_dir, task.pool)
@@ -41,7 +41,7 @@ def load_prompts(data_dir: Path, task: EvalTask, limit: int | None) -> list[dict
     return records
 
 
-def score_task(task: EvalTask, records: list[dict], answers: list[str], judge=None) -> tuple[dict, list[dict]]:
+def score_task(task: Task, records: list[dict], answers: list[str], judge=None) -> tuple[dict, list[dict]]:
     """Metrics and per-sample rows for one task, given the model's answers."""
     prompts = [prompt_of(r) for r in records]
     rows = [{"prompt": p[-1]["content"], "answer": a} for p, a in zip(prompts, answers)]
@@ -66,7 +66,7 @@ def score_task(task: EvalTask, records: list[dict], answers: list[str], judge=No
     return metrics, rows
 
 
-def judge_rows(task: EvalTask, rows: list[dict], metrics: dict, judge) -> None:
+def judge_rows(task: Task, rows: list[dict], metrics: dict, judge) -> None:
     """Add the judge's verdicts to harmful-score rows and HS/HS+ to ``metrics`` (in place)."""
     probs = judge.score([(row["prompt"], row["answer"]) for row in rows])
     flags = judge.flag_from_scores(probs)
@@ -75,7 +75,7 @@ def judge_rows(task: EvalTask, rows: list[dict], metrics: dict, judge) -> None:
     metrics.update(hs=percent(flags), hs_plus=percent([f or row["incoherent"] for f, row in zip(flags, rows)]))
 
 
-def evaluate_model(model, tokenizer, tasks: list[EvalTask], data_dir: Path, *, judge=None,
+def evaluate_model(model, tokenizer, tasks: list[Task], data_dir: Path, *, judge=None,
                    limit: int | None = None, max_new_tokens: int = 128, batch_size: int = 16,
                    progress: bool = True) -> tuple[dict[str, dict], dict[str, list[dict]]]:
     """Evaluate an in-memory model on ``tasks``; returns (metrics by task, samples by task)."""
@@ -113,7 +113,7 @@ def headline(metrics: dict[str, dict]) -> dict:
 class EvalConfig:
     model: str = option(help="model: short name (smollm2-135m-instruct), local folder or hub id")
     adapter: str | None = option(None, "LoRA adapter folder (peft, safetensors) applied on top of the model")
-    tasks: str = option("hs,sst2", "comma-separated task names (see booster.evaluation.tasks.TASKS)")
+    tasks: str = option("hs,sst2", "comma-separated task names (see booster.tasks.TASKS)")
     data: str = option("work/data", "prepared data folder (booster data prepare)")
     judge: str = option("answer-judge", "moderation judge: 'answer-judge' (committed default), 'minilm-judge' (the first, for comparison), a judge folder, an HF id, or 'none' "
                                   "(generate now, score later with `booster eval --rescore`)")
@@ -191,7 +191,7 @@ def rescore(run_dir: Path, judge_spec: str) -> dict:
     import json
 
     from booster.evaluation.judge import load_judge
-    from booster.evaluation.tasks import TASKS
+    from booster.tasks import TASKS
 
     run_dir = Path(run_dir)
     files = [run_dir / "metrics.json", run_dir / "protocol.json"]

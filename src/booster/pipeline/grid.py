@@ -18,6 +18,7 @@ from booster import io
 from booster.config import to_dict
 from booster.pipeline.config import FINETUNE_METHODS, HARMFUL_DATA_METHODS, ExperimentConfig, align_method
 from booster.pipeline.stages import StageResult, Stages, eval_tasks, pool_sha256
+from booster.tasks import TASKS
 
 SUMMARY_KEYS = ("method", "p", "n", "seed", "task", "hs", "hs_plus", "fa", "hs_before_attack",
                 "fa_before_attack", "over_refusal_before_attack", "refusal_rate", "over_refusal")
@@ -79,15 +80,23 @@ def warn_slow_dtype(cfg: ExperimentConfig, device=None) -> None:
         print(f"booster: warning: {message}", file=sys.stderr)
 
 
-def _metrics(evals: dict[str, StageResult], task: str) -> dict:
+EXTRA_METRICS = {"harmful_score": "hs", "accuracy": "fa", "over_refusal": "over_refusal"}
+
+
+def _metrics(evals: dict[str, StageResult], task: str, extra_tasks: list[str] = ()) -> dict:
     m = {name: ev.record["metrics"] for name, ev in evals.items()}
+    extra = {}  # eval.extra_tasks, e.g. hs_advbench (None when not judged)
+    for name in dict.fromkeys(extra_tasks):
+        if name != task:
+            key = EXTRA_METRICS[TASKS[name].metric]
+            extra[f"{key}_{name}"] = m[name].get(key)
     hs = m.get("hs") or m["hs_val"]
     judge = (evals.get("hs") or evals["hs_val"]).record.get("judge") or {}
     # hs / hs_plus are absent when eval.judge is 'none' (answers generated, not yet judged)
     return {"hs": hs.get("hs"), "hs_plus": hs.get("hs_plus"), "judge_sha256": judge.get("sha256"),
             "refusal_rate": hs["refusal_rate"], "fa": m[task]["fa"],
             "over_refusal": (m.get("over_refusal") or m["over_refusal_val"])["over_refusal"], "hs_prompts": hs["n_prompts"],
-            "fa_samples": m[task]["n_prompts"]}
+            "fa_samples": m[task]["n_prompts"], "extra": extra}
 
 
 def _line(m: dict) -> str:
@@ -162,12 +171,12 @@ def _run_grid(cfg: ExperimentConfig, stages: Stages, state, *, progress: bool, l
         for task in grid_tasks(grid):
             evals = stages.evaluate(None, None, task)
             keep(*evals.values())
-            m = _metrics(evals, task)
+            m = _metrics(evals, task, cfg.eval.extra_tasks)
             rows.append({"method": "unaligned", "p": None, "n": None, "seed": None, "task": task,
                          **{k: m[k] for k in ("hs", "hs_plus", "fa", "refusal_rate", "over_refusal")},
                          "hs_before_attack": m["hs"], "fa_before_attack": m["fa"],
                          "over_refusal_before_attack": m["over_refusal"], "hs_prompts": m["hs_prompts"],
-                         "judge_sha256": m["judge_sha256"],
+                         "judge_sha256": m["judge_sha256"], **m["extra"],
                          "stage": "reference: the base model, not aligned and not attacked"})
     for method in cfg.methods:
         cells = [c for c in grid if c[0] == method]
@@ -188,7 +197,7 @@ def _run_grid(cfg: ExperimentConfig, stages: Stages, state, *, progress: bool, l
                 attacked = stages.attack(aligned, task, n, p, seed, finetune=finetune)
                 evals = stages.evaluate(aligned, attacked, task)
                 keep(attacked, *evals.values())
-                m = _metrics(evals, task)
+                m = _metrics(evals, task, cfg.eval.extra_tasks)
                 log(f"{method} {task} n={n} p={p} seed={seed}: {_line(m)}")
                 histories["attack"].append({"method": method, "task": task, "n": n, "p": p, "seed": seed,
                                             "history": json.loads((attacked.path / "history.json").read_text())})
@@ -197,7 +206,7 @@ def _run_grid(cfg: ExperimentConfig, stages: Stages, state, *, progress: bool, l
                     **{k: m[k] for k in ("hs", "hs_plus", "fa", "refusal_rate", "over_refusal")},
                     "hs_before_attack": mb["hs"], "fa_before_attack": mb["fa"],
                     "over_refusal_before_attack": mb["over_refusal"], "hs_prompts": m["hs_prompts"],
-                    "judge_sha256": m["judge_sha256"], "align_method": am, "finetune": finetune, "topology": a.topology,
+                    "judge_sha256": m["judge_sha256"], **m["extra"], "align_method": am, "finetune": finetune, "topology": a.topology,
                     "align_key": aligned.key, "attack_key": attacked.key,
                     "align_seconds": aligned.record["seconds"], "align_peak_rss_mb": aligned.record["peak_rss_mb"],
                     "attack_seconds": attacked.record["seconds"], "attack_peak_rss_mb": attacked.record["peak_rss_mb"],
