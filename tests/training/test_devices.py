@@ -16,6 +16,7 @@ import contextlib
 import pytest
 import torch
 import torch.distributed as dist
+import torch.fx.experimental._config as fx_config
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
@@ -58,7 +59,7 @@ def meta_runtime(monkeypatch):
 
     monkeypatch.setattr(torch, "Generator", Generator)
     monkeypatch.setattr(torch, "autocast", autocast)
-    monkeypatch.setattr(torch.fx.experimental._config, "meta_nonzero_assume_all_nonzero", True)
+    monkeypatch.setattr(fx_config, "meta_nonzero_assume_all_nonzero", True)  # RepNoise's masks
     reduced: list[torch.device] = []
     monkeypatch.setattr(dist, "is_available", lambda: True)
     monkeypatch.setattr(dist, "is_initialized", lambda: True)
