@@ -114,7 +114,7 @@ def test_generate_now_judge_later(tmp_path, prepared_data, capsys, monkeypatch):
     assert "hs" not in first["tasks"]["hs"] and "refusal_rate" in first["tasks"]["hs"]
     answers = [r["answer"] for r in io.read_jsonl(out / "samples" / "hs.jsonl")]
 
-    monkeypatch.setattr(judge_mod, "load_judge", lambda spec: FixedJudge())
+    monkeypatch.setattr(judge_mod, "load_judge", lambda spec, **kwargs: FixedJudge())
     assert main(["eval", "--rescore", str(out), "--judge", "fixed"]) == 0
     again = json.loads((out / "metrics.json").read_text())
     rows = io.read_jsonl(out / "samples" / "hs.jsonl")

@@ -9,7 +9,8 @@ Distributed training (``accelerate launch`` / ``torchrun``, CPU or GPU): every p
 the full model; the method's :class:`~booster.methods.base.StepContext` sums token counts and
 gradients over processes explicitly (no DDP wrapper, whose implicit all-reduce on every
 backward would break multi-pass methods), so N processes give the update of one process
-with the same global batch.
+with the same global batch. Batches are collated on the CPU and moved to the device of the
+model's parameters (``to_model_device``) before the method sees them; the probes do the same.
 """
 
 from __future__ import annotations
