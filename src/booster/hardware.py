@@ -23,6 +23,11 @@ def cpu_capability() -> str:
         return "unknown"
 
 
+def default_device() -> str:
+    """The device a command computes on when none is configured: the GPU when there is one."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def bf16_native(device: str | torch.device = "cpu") -> bool:
     """Whether ``device`` multiplies bfloat16 matrices in hardware (not by emulation)."""
     device = torch.device(device)

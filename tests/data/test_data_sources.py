@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from booster.data import DATASETS, HubSource, LocalSource, open_source, prepare
-from booster.data.tasks import agnews_text, get_task, gsm8k_final_answer
+from booster.tasks import agnews_text, gsm8k_final_answer, user_task
 from booster.data.text import normalize_prompt, seeded_order
 from booster.errors import BoosterError, DataError
 
@@ -38,7 +38,7 @@ def test_task_helpers():
     assert gsm8k_final_answer("no marker") is None
     assert agnews_text(" Title ", "Desc. ") == "Title Desc."
     with pytest.raises(BoosterError, match=r"unknown task 'x' \(valid tasks: sst2, agnews, gsm8k\)"):
-        get_task("x")
+        user_task("x")
 
 
 # ---------------------------------------------------------------- local

@@ -10,7 +10,7 @@ import pytest
 from booster import io
 from booster.cli import main
 from booster.evaluation.harness import headline, score_task
-from booster.evaluation.tasks import TASKS, parse_tasks
+from booster.tasks import TASKS, parse_tasks
 from booster.errors import BoosterError
 
 
@@ -114,7 +114,7 @@ def test_generate_now_judge_later(tmp_path, prepared_data, capsys, monkeypatch):
     assert "hs" not in first["tasks"]["hs"] and "refusal_rate" in first["tasks"]["hs"]
     answers = [r["answer"] for r in io.read_jsonl(out / "samples" / "hs.jsonl")]
 
-    monkeypatch.setattr(judge_mod, "load_judge", lambda spec: FixedJudge())
+    monkeypatch.setattr(judge_mod, "load_judge", lambda spec, **kwargs: FixedJudge())
     assert main(["eval", "--rescore", str(out), "--judge", "fixed"]) == 0
     again = json.loads((out / "metrics.json").read_text())
     rows = io.read_jsonl(out / "samples" / "hs.jsonl")

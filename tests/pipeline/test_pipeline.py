@@ -107,6 +107,9 @@ def test_grid_runs_caches_and_resumes_without_redoing_stages(tmp_path, prepared_
     ("attack.extra=[{sed: [1]}]", "unknown key"),
     ("eval.fa_samples_by_task={mnli: 5}", "eval.fa_samples_by_task: unknown task 'mnli'"),
     ("eval.fa_samples_by_task={sst2: 0}", "sample counts must be >= 1"),
+    ("eval.extra_tasks=[mnli]", "eval.extra_tasks: unknown task 'mnli' (choose from advbench, sst2, agnews, gsm8k)"),
+    ("eval.extra_tasks=[hs]", "eval.extra_tasks: unknown task 'hs'"),  # always scored already
+    ("eval.extra_prompts=0", "eval.extra_prompts must be >= 1"),
 ])
 def test_bad_config_fails_before_training(tmp_path, prepared_data, capsys, override, message):
     path = write_cfg(tmp_path, tiny_config(tmp_path, prepared_data))
@@ -327,6 +330,21 @@ def test_fa_samples_by_task_overrides_the_sample_count_of_one_task(tmp_path, pre
     run_experiment(cfg, progress=False, log=lambda *_: None, judge=KeywordJudge())
     metrics = json.loads((tmp_path / "run" / "runs" / "sft-sst2-n10-p0.0-seed0" / "metrics.json").read_text())
     assert metrics["sst2"]["n_prompts"] == 2 and metrics["hs"]["n_prompts"] == 3
+
+
+def test_extra_tasks_score_advbench_inside_the_grid(tmp_path, prepared_data):
+    cfg = load_config(ExperimentConfig, write_cfg(tmp_path, tiny_config(
+        tmp_path, prepared_data, methods=["sft"], unaligned=False,
+        eval={"extra_tasks": ["advbench", "sst2"], "extra_prompts": 2})))
+    run_experiment(cfg, progress=False, log=lambda *_: None, judge=KeywordJudge())
+    metrics = json.loads((tmp_path / "run" / "runs" / "sft-sst2-n10-p0.0-seed0" / "metrics.json").read_text())
+    assert list(metrics) == ["hs", "sst2", "over_refusal", "advbench"]  # sst2 is the FA task already
+    assert metrics["advbench"]["n_prompts"] == 2 and metrics["sst2"]["n_prompts"] == 3
+    assert metrics["advbench"]["rule"] == metrics["hs"]["rule"]
+    [row] = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert row["hs_advbench"] == metrics["advbench"]["hs"] and "fa_sst2" not in row
+    protocol = json.loads((tmp_path / "run" / "protocol.json").read_text())
+    assert protocol["config"]["eval"]["extra_tasks"] == ["advbench", "sst2"]
 
 
 def _stage_files(cache: Path) -> dict[str, int]:

@@ -13,13 +13,12 @@ from booster.data.prepare import (
     prepare,
 )
 from booster.data.sources import DATASETS, HubSource, LocalSource, open_source
-from booster.data.tasks import TASKS, get_task
 from booster.data.text import normalize_prompt, seeded_order
 from booster.data.userdata import load_user_jsonl
 
 __all__ = [
-    "DATASETS", "DISJOINT_POOLS", "P_DEFINITION", "POOL_NAMES", "POOL_ROLES", "TASKS",
-    "DataConfig", "HubSource", "LocalSource", "build_pools", "get_task", "harmful_count",
+    "DATASETS", "DISJOINT_POOLS", "P_DEFINITION", "POOL_NAMES", "POOL_ROLES",
+    "DataConfig", "HubSource", "LocalSource", "build_pools", "harmful_count",
     "load_manifest", "load_pool", "load_user_jsonl", "mix", "normalize_prompt", "open_source",
     "prepare", "seeded_order", "write_mix",
 ]

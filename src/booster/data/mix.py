@@ -20,7 +20,7 @@ import booster
 from booster.errors import BoosterError
 from booster.io import atomic_path, sha256_text
 from booster.data.prepare import P_DEFINITION, check_folder_path, load_manifest, load_pool
-from booster.data.tasks import get_task
+from booster.tasks import user_task
 
 ATTACKER_POOL = "attacker_harmful"
 
@@ -32,7 +32,7 @@ def harmful_count(n: int, p: float) -> int:
 
 
 def _check_args(task: str, n, p) -> None:
-    get_task(task)  # unknown task: error listing the valid ones
+    user_task(task)  # unknown task: error listing the valid ones
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise BoosterError(f"n must be a positive integer, got {n!r}")
     if isinstance(p, bool) or not isinstance(p, (int, float)) or math.isnan(p) or not 0 <= p <= 1:
@@ -42,7 +42,7 @@ def _check_args(task: str, n, p) -> None:
 def mix(data_dir: str | Path, task: str, n: int, p: float, seed: int = 0) -> list[dict]:
     """The user's fine-tuning set (see the module docstring for the exact procedure)."""
     _check_args(task, n, p)
-    train_name = get_task(task).train_pool
+    train_name = user_task(task).train_pool
     k = harmful_count(n, p)
     attacker = load_pool(data_dir, ATTACKER_POOL)
     if k > len(attacker):
@@ -77,7 +77,7 @@ def write_mix(data_dir: str | Path, task: str, n: int, p: float, seed: int, out:
     check_folder_path(out.parent, out)
     records = mix(data_dir, task, n, p, seed)
     pools = load_manifest(data_dir)["pools"]
-    train_name = get_task(task).train_pool
+    train_name = user_task(task).train_pool
     text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
     k = sum(r["harmful"] for r in records)
     manifest = {

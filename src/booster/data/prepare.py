@@ -27,7 +27,7 @@ import booster
 from booster.config import option, to_dict
 from booster.errors import BoosterError, ConfigError, DataError
 from booster.io import atomic_dir, atomic_path, sha256_file, sha256_text
-from booster.data import tasks
+from booster import tasks
 from booster.data.sources import DATASETS, HubSource, LocalSource
 from booster.data.text import normalize_prompt, seeded_order
 from booster.data.userdata import SYMLINK_LOOP

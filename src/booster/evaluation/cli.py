@@ -23,6 +23,8 @@ def register(sub) -> None:
                         "sst2 and agnews use 8, gsm8k 256")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
+    p.add_argument("--device", help="where the model generates and the judge scores: cpu, cuda, cuda:1, ... "
+                                    "(default: cuda when a GPU is visible, else cpu)")
     p.add_argument("--out", help="run folder (default: work/eval/<model>)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=_run)
@@ -51,7 +53,8 @@ def _run(args) -> int:
 
         check_adapter_folder(Path(args.adapter))
     cfg = from_dict(EvalConfig, {k: getattr(args, k) for k in (
-        "model", "adapter", "tasks", "data", "judge", "limit", "max_new_tokens", "batch_size", "dtype")})
+        "model", "adapter", "tasks", "data", "judge", "limit", "max_new_tokens", "batch_size", "dtype",
+        "device")})
     out = Path(args.out) if args.out else Path("work/eval") / Path(args.model).name
     result = run_eval(cfg, out, progress=not args.no_progress)
     print(json.dumps(result["summary"], indent=2))

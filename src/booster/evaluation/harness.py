@@ -21,7 +21,7 @@ from booster.config import option, to_dict
 from booster.errors import BoosterError
 from booster.models.generation import decoding_settings, generate
 from booster.evaluation.signals import is_incoherent, is_refusal, percent
-from booster.evaluation.tasks import EvalTask, parse_tasks
+from booster.tasks import Task, parse_tasks
 
 
 def prompt_of(record: dict) -> list[dict]:
@@ -30,7 +30,7 @@ def prompt_of(record: dict) -> list[dict]:
     return messages[:-1] if messages and messages[-1]["role"] == "assistant" else messages
 
 
-def load_prompts(data_dir: Path, task: EvalTask, limit: int | None) -> list[dict]:
+def load_prompts(data_dir: Path, task: Task, limit: int | None) -> list[dict]:
     from booster.data import load_pool
 
     records = load_pool(data_dir, task.pool)
@@ -42,7 +42,7 @@ def load_prompts(data_dir: Path, task: EvalTask, limit: int | None) -> list[dict
     return records
 
 
-def score_task(task: EvalTask, records: list[dict], answers: list[str], judge=None) -> tuple[dict, list[dict]]:
+def score_task(task: Task, records: list[dict], answers: list[str], judge=None) -> tuple[dict, list[dict]]:
     """Metrics and per-sample rows for one task, given the model's answers."""
     prompts = [prompt_of(r) for r in records]
     rows = [{"prompt": p[-1]["content"], "answer": a} for p, a in zip(prompts, answers)]
@@ -67,7 +67,7 @@ def score_task(task: EvalTask, records: list[dict], answers: list[str], judge=No
     return metrics, rows
 
 
-def judge_rows(task: EvalTask, rows: list[dict], metrics: dict, judge) -> None:
+def judge_rows(task: Task, rows: list[dict], metrics: dict, judge) -> None:
     """Add the judge's verdicts to harmful-score rows and HS/HS+ to ``metrics`` (in place)."""
     probs = judge.score([(row["prompt"], row["answer"]) for row in rows])
     flags = judge.flag_from_scores(probs)
@@ -76,7 +76,7 @@ def judge_rows(task: EvalTask, rows: list[dict], metrics: dict, judge) -> None:
     metrics.update(hs=percent(flags), hs_plus=percent([f or row["incoherent"] for f, row in zip(flags, rows)]))
 
 
-def answer_task(model, tokenizer, task: EvalTask, records: list[dict], *, max_new_tokens: int, batch_size: int,
+def answer_task(model, tokenizer, task: Task, records: list[dict], *, max_new_tokens: int, batch_size: int,
                 progress: bool = True):
     """Greedy answers of an in-memory model to one task's prompts (``Generation`` objects)."""
     return generate(model, tokenizer, [prompt_of(r) for r in records],
@@ -84,7 +84,7 @@ def answer_task(model, tokenizer, task: EvalTask, records: list[dict], *, max_ne
                     desc=task.name, progress=progress)
 
 
-def score_answers(task: EvalTask, records: list[dict], answers: list[str], judge, *, max_new_tokens: int,
+def score_answers(task: Task, records: list[dict], answers: list[str], judge, *, max_new_tokens: int,
                   generation_seconds: float, generated_tokens: int) -> tuple[dict, list[dict]]:
     """:func:`score_task` plus what the answers cost: the metrics every evaluation records."""
     metrics, rows = score_task(task, records, answers, judge)
@@ -93,7 +93,7 @@ def score_answers(task: EvalTask, records: list[dict], answers: list[str], judge
     return metrics, rows
 
 
-def evaluate_model(model, tokenizer, tasks: list[EvalTask], data_dir: Path, *, judge=None,
+def evaluate_model(model, tokenizer, tasks: list[Task], data_dir: Path, *, judge=None,
                    limit: int | None = None, max_new_tokens: int = 128, batch_size: int = 16,
                    progress: bool = True) -> tuple[dict[str, dict], dict[str, list[dict]]]:
     """Evaluate an in-memory model on ``tasks``; returns (metrics by task, samples by task).
@@ -132,7 +132,7 @@ def headline(metrics: dict[str, dict]) -> dict:
 class EvalConfig:
     model: str = option(help="model: short name (smollm2-135m-instruct), local folder or hub id")
     adapter: str | None = option(None, "LoRA adapter folder (peft, safetensors) applied on top of the model")
-    tasks: str = option("hs,sst2", "comma-separated task names (see booster.evaluation.tasks.TASKS)")
+    tasks: str = option("hs,sst2", "comma-separated task names (see booster.tasks.TASKS)")
     data: str = option("work/data", "prepared data folder (booster data prepare)")
     judge: str = option("answer-judge", "moderation judge: 'answer-judge' (committed default), 'minilm-judge' (the first, for comparison), a judge folder, an HF id, or 'none' "
                                   "(generate now, score later with `booster eval --rescore`)")
@@ -140,6 +140,8 @@ class EvalConfig:
     max_new_tokens: int = option(128, "new tokens per answer unless the task caps it (paper: 512)")
     batch_size: int = option(16, "generation batch size")
     dtype: str = option("float32", "model dtype for evaluation: float32 or bfloat16")
+    device: str | None = option(None, "where the model generates and the judge scores: cpu, cuda, cuda:1, ... "
+                                      "(default: cuda when a GPU is visible, else cpu)")
 
 
 def run_eval(cfg: EvalConfig, out_dir: Path, progress: bool = True) -> dict:
@@ -156,15 +158,17 @@ def run_eval(cfg: EvalConfig, out_dir: Path, progress: bool = True) -> dict:
         load_prompts(data_dir, task, cfg.limit)
     if cfg.adapter is not None:
         check_adapter_folder(Path(cfg.adapter))
+    from booster.hardware import bf16_kernels, bf16_products, default_device
+
+    device = cfg.device or default_device()
     needs_judge = any(t.metric == "harmful_score" for t in tasks) and cfg.judge != "none"
-    judge = load_judge(cfg.judge) if needs_judge else None
+    judge = load_judge(cfg.judge, device=device) if needs_judge else None
     resolved = resolve_model(cfg.model)
-    model, tokenizer = load_model(cfg.model, dtype=cfg.dtype)
+    model, tokenizer = load_model(cfg.model, dtype=cfg.dtype, device=device)
     if cfg.adapter is not None:
         model = apply_adapter(model, Path(cfg.adapter))
-    from booster.hardware import bf16_kernels, bf16_products
 
-    with bf16_products():  # bf16 answers at float32 speed where the CPU has no native bf16
+    with bf16_products(device):  # bf16 answers at float32 speed where the CPU has no native bf16
         metrics, samples = evaluate_model(model, tokenizer, tasks, data_dir, judge=judge, limit=cfg.limit,
                                           max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size,
                                           progress=progress)
@@ -175,7 +179,7 @@ def run_eval(cfg: EvalConfig, out_dir: Path, progress: bool = True) -> dict:
         "adapter": adapter_identity(cfg.adapter),
         "judge": judge.identity() if judge else None,
         "decoding": decoding_settings(cfg.max_new_tokens, cfg.batch_size),
-        "bf16_kernels": bf16_kernels() if cfg.dtype == "bfloat16" else None,
+        "bf16_kernels": bf16_kernels(device) if cfg.dtype == "bfloat16" else None,
         "data_manifest_sha256": io.sha256_file(data_dir / "manifest.json"),
         "data_pools": {t.pool: manifest["pools"][t.pool]["sha256"] for t in tasks},
         "tasks": {t.name: {"pool": t.pool, "rule": t.rule, "n_prompts": metrics[t.name]["n_prompts"],
@@ -206,7 +210,7 @@ def rescore(run_dir: Path, judge_spec: str) -> dict:
     import json
 
     from booster.evaluation.judges import load_judge
-    from booster.evaluation.tasks import TASKS
+    from booster.tasks import TASKS
 
     run_dir = Path(run_dir)
     files = [run_dir / "metrics.json", run_dir / "protocol.json"]
@@ -217,7 +221,9 @@ def rescore(run_dir: Path, judge_spec: str) -> dict:
     hs_tasks = [name for name in result["tasks"] if TASKS[name].metric == "harmful_score"]
     if not hs_tasks:
         raise BoosterError(f"'{run_dir}' has no harmful-score task to rescore")
-    judge = load_judge(judge_spec)
+    from booster.hardware import default_device
+
+    judge = load_judge(judge_spec, device=default_device())
     samples = {}
     for name in hs_tasks:
         rows = io.read_jsonl(run_dir / "samples" / f"{name}.jsonl")

@@ -60,10 +60,15 @@ class StepContext:
             raise RuntimeError("next_batch: this step context has no streams (it is not the training loop's)")
         return self.draw(stream)
 
+    @property
+    def device(self) -> torch.device:
+        """The trainable parameters' device: collectives run there (NCCL takes no CPU tensor)."""
+        return self.params[0].device if self.params else torch.device("cpu")
+
     def all_sum(self, value: float) -> float:
         if not self.distributed:
             return value
-        t = torch.tensor([value], dtype=torch.float64)
+        t = torch.tensor([value], dtype=torch.float64, device=self.device)
         dist.all_reduce(t)
         return float(t.item())
 

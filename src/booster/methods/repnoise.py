@@ -49,7 +49,7 @@ import torch.nn.functional as F
 from booster.methods.base import Method, StepContext
 from booster.methods.configs import RepNoiseConfig  # re-exported: its home is torch-free
 from booster.methods.hooks import decoder_layers, final_norm_and_head, first, forward_hooks
-from booster.methods.losses import IGNORE_INDEX
+from booster.methods.losses import IGNORE_INDEX, to_model_device
 
 BANDWIDTH_MULTIPLIERS = (0.25, 0.5, 1.0, 2.0, 4.0)  # the authors' kernel_mul=2, kernel_num=5
 
@@ -107,6 +107,7 @@ class RepNoise(Method):
 
     def repnoise_terms(self, model, batch: dict, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """(MMD² to noise, logit-lens harmful loss H) of one harmful micro-batch, both layer means."""
+        batch = to_model_device(model, batch)
         if not (batch["labels"][:, 1:] != IGNORE_INDEX).any():
             raise ValueError("harmful micro-batch has no supervised answer tokens (all labels are -100)")
         layers = decoder_layers(model)

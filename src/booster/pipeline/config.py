@@ -20,9 +20,11 @@ from booster.errors import ConfigError
 from booster.methods import registry
 from booster.methods.configs import BoosterConfig, LisaConfig, RepNoiseConfig, SafeLoRAConfig, VaccineConfig
 from booster.models.adapters import LoraSettings
+from booster.tasks import TASKS as ALL_TASKS, USER_TASKS
 from booster.training.config import TrainConfig
 
-TASKS = ("sst2", "agnews", "gsm8k")
+# Tasks scored on every model state (the summary's HS and over-refusal, with their validation twins).
+ALWAYS_EVALUATED = ("hs", "hs_val", "over_refusal", "over_refusal_val")
 
 
 @dataclass
@@ -49,9 +51,9 @@ class AlignSection:
 
 def _check_cells(where: str, tasks, ns, ps, seeds) -> None:
     if tasks is not None:
-        unknown = [t for t in tasks if t not in TASKS]
+        unknown = [t for t in tasks if t not in USER_TASKS]
         if unknown:
-            raise ConfigError(f"{where}tasks: unknown task {quote(unknown[0])} (choose from {', '.join(TASKS)})")
+            raise ConfigError(f"{where}tasks: unknown task {quote(unknown[0])} (choose from {', '.join(USER_TASKS)})")
     bad_n = [n for n in ns or () if n < 1]
     if bad_n:
         raise ConfigError(f"{where}ns: n must be >= 1, got {bad_n[0]}")
@@ -80,7 +82,7 @@ class ExtraRuns:
 
 @dataclass
 class AttackSection:
-    tasks: list[str] = option(factory=lambda: ["sst2"], help="the user's benign tasks: sst2, agnews, gsm8k")
+    tasks: list[str] = option(factory=lambda: ["sst2"], help=f"the user's benign tasks: {', '.join(USER_TASKS)}")
     ns: list[int] = option(factory=lambda: [1000], help="user fine-tuning set sizes n (paper default: 1000)")
     ps: list[float] = option(factory=lambda: [0.1], help="harmful shares p to run (paper default: 0.1)")
     seeds: list[int] = option(factory=lambda: [0], help="seeds of the user data mix and attack training")
@@ -119,12 +121,24 @@ class EvalSection:
     fa_samples_by_task: dict[str, int] = option(
         factory=dict, help="per-task overrides of fa_samples, e.g. {gsm8k: 200} (its 256-token answers cost "
                            "about 30x an SST-2 answer)")
+    extra_tasks: list[str] = option(
+        factory=list, help="tasks scored on every model state besides HS, the user task's FA and over-refusal, "
+                           "any task of booster.tasks, e.g. [advbench] (prompts: eval.extra_prompts); the summary gets "
+                           "hs_<task> (harmful prompts), fa_<task> or over_refusal_<task> per row")
+    extra_prompts: int | None = option(None, "prompts of each extra task, the first ones of its pool "
+                                             "(null: the task's declared default, e.g. all 520 of advbench)")
 
     def validate(self):
-        unknown = [t for t in self.fa_samples_by_task if t not in TASKS]
+        unknown = [t for t in self.fa_samples_by_task if t not in USER_TASKS]
         if unknown:
             raise ConfigError(f"eval.fa_samples_by_task: unknown task {quote(unknown[0])} "
-                              f"(choose from {', '.join(TASKS)})")
+                              f"(choose from {', '.join(USER_TASKS)})")
+        if self.extra_prompts is not None and self.extra_prompts < 1:
+            raise ConfigError(f"eval.extra_prompts must be >= 1, got {self.extra_prompts}")
+        extra = [t for t in ALL_TASKS if t not in ALWAYS_EVALUATED]
+        unknown = [t for t in self.extra_tasks if t not in extra]
+        if unknown:
+            raise ConfigError(f"eval.extra_tasks: unknown task {quote(unknown[0])} (choose from {', '.join(extra)})")
         bad = {t: n for t, n in self.fa_samples_by_task.items() if n < 1}
         if bad:
             raise ConfigError(f"eval.fa_samples_by_task: sample counts must be >= 1, got {quote(bad)}")

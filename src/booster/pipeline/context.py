@@ -21,14 +21,16 @@ def pool_sha256(manifest: dict, data_dir: Path, name: str) -> str:
 
 
 def eval_tasks(cfg: ExperimentConfig, task: str):
-    """(task, number of prompts) evaluated for a user task: HS, that task's FA, over-refusal."""
-    from booster.evaluation.tasks import TASKS
+    """(task, number of prompts) evaluated for a user task: HS, that task's FA, over-refusal, then
+    ``eval.extra_tasks`` (``eval.extra_prompts`` each, or the task's declared default)."""
+    from booster.tasks import TASKS
 
     e = cfg.eval
     val = e.prompts == "validation"
     hs, over = TASKS["hs_val" if val else "hs"], TASKS["over_refusal_val" if val else "over_refusal"]
     return [(hs, e.hs_prompts), (TASKS[task], e.fa_samples_by_task.get(task, e.fa_samples)),
-            (over, e.over_refusal_prompts)]
+            (over, e.over_refusal_prompts)] + [(TASKS[x], e.extra_prompts) for x in dict.fromkeys(e.extra_tasks)
+                                             if x != task]
 
 
 class Context:
@@ -86,7 +88,7 @@ class Context:
         if self._judge is None and self.cfg.eval.judge != "none":
             from booster.evaluation.judges import load_judge
 
-            self._judge = load_judge(self.cfg.eval.judge)
+            self._judge = load_judge(self.cfg.eval.judge, device=self.device)
         return self._judge
 
     def judge_identity(self) -> dict | None:

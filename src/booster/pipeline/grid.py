@@ -142,7 +142,7 @@ class Grid:
             for task in grid_tasks(cells):
                 evals = evaluate.run(self.ctx, evaluate.ModelState(), task)
                 self.keep(*evals.values())
-                self.rows.append(rows.unaligned(task, rows.metrics(evals, task)))
+                self.rows.append(rows.unaligned(task, rows.metrics(evals, task, self.ctx.cfg.eval.extra_tasks)))
         bar = tqdm(total=len(cells), desc="runs", unit="run", disable=not progress)
         for method in self.ctx.cfg.methods:
             by_task = method_cells(cells, method)
@@ -178,7 +178,7 @@ class Grid:
         repaired = repair.run(ctx, aligned, attacked, chain.post) if chain.post else None
         evals = evaluate.run(ctx, evaluate.ModelState(aligned, attacked, repaired), cell.task)
         self.keep(attacked, *([repaired] if repaired else []), *evals.values())
-        m = rows.metrics(evals, cell.task)
+        m = rows.metrics(evals, cell.task, self.ctx.cfg.eval.extra_tasks)
         self.log(f"{method} {cell.task} n={cell.n} p={cell.p} seed={cell.seed}: {rows.line(m)}")
         self.histories["attack"].append({"method": method, "task": cell.task, "n": cell.n, "p": cell.p,
                                          "seed": cell.seed,

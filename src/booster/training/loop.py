@@ -9,7 +9,8 @@ Distributed training (``accelerate launch`` / ``torchrun``, CPU or GPU): every p
 the full model; the method's :class:`~booster.methods.base.StepContext` sums token counts and
 gradients over processes explicitly (no DDP wrapper, whose implicit all-reduce on every
 backward would break multi-pass methods), so N processes give the update of one process
-with the same global batch.
+with the same global batch. Batches are collated on the CPU and moved to the device of the
+model's parameters (``to_model_device``) before the method sees them; the probes do the same.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from booster import io
 from booster.config import to_dict
 from booster.errors import BoosterError
 from booster.methods.base import StepContext
-from booster.methods.losses import causal_lm_loss_sum, supervised_tokens
+from booster.methods.losses import causal_lm_loss_sum, supervised_tokens, to_model_device
 from booster.training.batches import Example, collate
 from booster.training.checkpoint import load_checkpoint, save_checkpoint
 from booster.training.config import TrainConfig  # re-exported: its home is torch-free
@@ -68,7 +69,7 @@ def probe_loss(model, examples: list[Example], pad_id: int, micro_batch_size: in
     model.eval()
     total, tokens = 0.0, 0
     for i in range(0, len(examples), micro_batch_size):
-        batch = collate(examples[i:i + micro_batch_size], pad_id)
+        batch = to_model_device(model, collate(examples[i:i + micro_batch_size], pad_id))
         with autocast():
             total += float(causal_lm_loss_sum(model, batch))
         tokens += supervised_tokens(batch)
@@ -107,7 +108,7 @@ def train(model: torch.nn.Module, method, data: dict[str, list[Example]], cfg: T
         else contextlib.nullcontext
     optimizer = _make_optimizer(list(named.values()), cfg)
     ctx = StepContext(params=list(named.values()), autocast=autocast, total_steps=cfg.steps,
-                      draw=lambda name: streams[name].next_batch(rank, world))
+                      draw=lambda name: [to_model_device(model, b) for b in streams[name].next_batch(rank, world)])
     probes = probes or {}
     digest = config_hash(cfg, method)
 
@@ -133,7 +134,8 @@ def train(model: torch.nn.Module, method, data: dict[str, list[Example]], cfg: T
                disable=not progress or rank != 0, leave=False)
     while step < cfg.steps:
         # Methods that alternate between streams (Lisa) draw only what this step trains on.
-        batches = {name: streams[name].next_batch(rank, world) for name in method.streams_for_step(step)}
+        batches = {name: [to_model_device(model, b) for b in streams[name].next_batch(rank, world)]
+                   for name in method.streams_for_step(step)}
         ctx.step = step
         lr = cfg.lr * lr_factor(step, cfg)
         for group in optimizer.param_groups:

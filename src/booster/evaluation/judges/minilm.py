@@ -182,14 +182,15 @@ def predict_encoded(net, encoded, batch_size: int = 64, bf16: bool = False, prog
     from tqdm import tqdm
 
     net.eval()
+    device = next(net.parameters()).device
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
     out = [0.0] * len(encoded)
     starts = range(0, len(order), batch_size)
     with torch.inference_mode():
         for s in tqdm(starts, desc=desc, unit="batch", disable=not progress, leave=False):
             idx = order[s:s + batch_size]
-            ids, am, tt = collate([encoded[i] for i in idx])
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            ids, am, tt = (t.to(device) for t in collate([encoded[i] for i in idx]))
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 logits = net(ids, am, tt)
             for i, p in zip(idx, torch.sigmoid(logits.float()).tolist()):
                 out[i] = p
@@ -264,8 +265,9 @@ class MiniLMJudge(BaseJudge):
 
     @classmethod
     def load(cls, folder: str | Path, batch_size: int = 64, progress: bool = False,
-             verify_encoder: bool = True) -> "MiniLMJudge":
-        """Load a judge folder (safetensors only); checks the weights' sha256 and the encoder."""
+             verify_encoder: bool = True, device=None) -> "MiniLMJudge":
+        """Load a judge folder (safetensors only); checks the weights' sha256 and the encoder.
+        ``device``: where it scores (default: the CPU)."""
         folder = Path(folder)
         rec_path = folder / JUDGE_RECORD
         if not folder.is_dir():
@@ -295,7 +297,7 @@ class MiniLMJudge(BaseJudge):
         arch = Architecture.from_dict(record["architecture"])
         net = _build_network(arch)
         net.load_state_dict(load_trainable_state(folder, net), strict=False)
-        net.eval()
+        net.to(device or "cpu").eval()
         record["_path"] = str(folder)
         return cls(net, _tokenizer(), arch, record["threshold"], record, sha, batch_size, progress)
 
