@@ -65,7 +65,7 @@ def test_lisa_smoke_with_the_current_loop():
     assert [h["align_state"] for h in history] == [1, 1, 0, 0, 0, 1, 1]
     assert [("proximal_loss" in h) for h in history] == [False] + [True] * 6  # on at t > 0.1·7
     state = method.state_dict()
-    assert (state["step"], state["state"], state["steps_in_state"]) == (7, "align", 2)
+    assert state["state"] == "align" and len(state["snapshot"]) == len(method.snapshot)
 
 
 @pytest.mark.parametrize("defense", [d for d in registry.DEFENSES if d.stage in ("align", "finetune")],

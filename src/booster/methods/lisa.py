@@ -15,7 +15,7 @@ which is what breaks plain alternation when K_align ≪ K_user. As in the author
 the proximal term is off during the first ``proximal_start`` fraction of training (it is on
 at 0-based step t iff t > proximal_start · total_steps).
 
-The state is a pure function of the step index (position in the K_align + K_user cycle), so
+The state is a pure function of the step index (``ctx.step``, position in the K_align + K_user cycle), so
 ``streams_for_step(step)`` tells the loop which single stream a step needs. The snapshot w̃
 is the only state that cannot be recomputed; ``state_dict`` returns it as tensors.
 """
@@ -40,9 +40,7 @@ class Lisa(Method):
             raise ConfigError("lisa: total_steps is required to start the proximal term after "
                               "proximal_start of training (set it to train.steps)")
         self.streams = (c.align_stream, c.user_stream)
-        self.step_index = 0     # 0-based index of the next step (the loop syncs it in before_step)
         self.state: str | None = None  # "align" or "user": the state of the last step taken
-        self.steps_in_state = 0
         self.snapshot: list[torch.Tensor] | None = None  # w̃, one tensor per trainable parameter
 
     def state_at(self, step: int) -> str:
@@ -62,16 +60,13 @@ class Lisa(Method):
             return False
         return c.proximal_start == 0 or step > c.proximal_start * c.total_steps
 
-    def before_step(self, model, step: int, ctx: StepContext) -> None:
-        self.step_index = step
-
     def step(self, model, batches, ctx: StepContext) -> dict[str, float]:
         params, rho = ctx.params, self.config.rho
-        state = self.state_at(self.step_index)
+        state = self.state_at(ctx.step)
         if self.snapshot is None or state != self.state:
             # Start or switch of state: w̃ ← the weights now, the end point of the other state.
             self.snapshot = [p.detach().clone() for p in params]
-            self.state, self.steps_in_state = state, 0
+            self.state = state
         if len(self.snapshot) != len(params):
             raise ValueError(f"lisa: snapshot holds {len(self.snapshot)} tensors, the model {len(params)} "
                              "trainable parameters")
@@ -82,7 +77,7 @@ class Lisa(Method):
         with torch.no_grad():
             drift = sum(float(((p.double() - w.double()) ** 2).sum()) for p, w in zip(params, self.snapshot))
         logs = {"loss": loss, "align_state": float(state == "align"), "drift": drift}
-        if self.proximal_on(self.step_index):
+        if self.proximal_on(ctx.step):
             # ∇ ρ/2‖w − w̃‖² = ρ(w − w̃), added to the state loss gradient (Algorithm 1). The
             # same on every process, so it is added after the all-reduce in accumulate.
             with torch.no_grad():
@@ -90,19 +85,16 @@ class Lisa(Method):
                     g = (p.detach() - w).mul_(rho)
                     p.grad = g if p.grad is None else p.grad.add_(g)
             logs["proximal_loss"] = rho / 2 * drift
-        self.step_index += 1
-        self.steps_in_state += 1
         return logs
 
     def state_dict(self) -> dict:
         """Scalars plus the snapshot tensors (see ``booster.methods.state`` to checkpoint them)."""
-        return {"step": self.step_index, "state": self.state, "steps_in_state": self.steps_in_state,
+        return {"state": self.state,
                 "snapshot": None if self.snapshot is None else {str(i): w for i, w in enumerate(self.snapshot)}}
 
     def load_state_dict(self, state: dict) -> None:
         if state["state"] is not None and state["snapshot"] is None:
             raise ValueError("lisa: the saved state has no snapshot w̃ (its tensors were not restored)")
-        self.step_index, self.state = int(state["step"]), state["state"]
-        self.steps_in_state = int(state["steps_in_state"])
+        self.state = state["state"]  # checkpoints before the step context carried the step also hold "step"
         snap = state["snapshot"]
         self.snapshot = None if snap is None else [snap[str(i)].clone() for i in range(len(snap))]

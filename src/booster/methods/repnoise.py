@@ -28,8 +28,8 @@ averaged over the micro-batches of the global batch (all processes): the update 
 Noise: drawn on the hidden states' device from a generator owned by the method, re-seeded
 each step with ``noise_seed(seed, step)``; draws go micro-batch by micro-batch, layer by
 layer, as ``torch.randn((n, d), generator=g, dtype=float32)`` cast to the hidden states'
-compute dtype. The state is the step count (``state_dict``), so a resumed run draws the same
-noise. (Every process uses the same seed: fine for a noise target, and keeps the rule simple.)
+compute dtype. The step is the step context's index (the loop restores it on resume), so a
+resumed run draws the same noise and the method keeps no state of its own. (Every process uses the same seed: fine for a noise target, and keeps the rule simple.)
 
 ``lens_tokens`` (off by default) estimates H on a random subset of the answer tokens, the
 same subset in every layer, drawn after the noise from the same generator: the lens's L
@@ -97,13 +97,6 @@ class RepNoise(Method):
         self.config = config or RepNoiseConfig()
         self.config.validate()
         self.streams = (self.config.align_stream, self.config.harmful_stream)
-        self.steps = 0  # steps taken: seeds the noise, so resuming redraws the same noise
-
-    def state_dict(self) -> dict:
-        return {"steps": self.steps}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.steps = int(state["steps"])
 
     def repnoise_terms(self, model, batch: dict, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """(MMD² to noise, logit-lens harmful loss H) of one harmful micro-batch, both layer means."""
@@ -140,7 +133,8 @@ class RepNoise(Method):
             n_micro = ctx.all_sum(float(len(harmful)))
             device = next(iter(ctx.params)).device
             generator = torch.Generator(device=device)
-            generator.manual_seed(noise_seed(self.config.seed, self.steps))
+            # seeded by the step index (the loop's, restored on resume): a resumed run redraws the same noise
+            generator.manual_seed(noise_seed(self.config.seed, ctx.step))
             mmd_sum = lens_sum = 0.0
             # β·MMD² − α·log(H + 1) per micro-batch, averaged over the global batch's micro-batches
             # (Sec. 3; these terms are nonlinear, so no token-level accumulation exists for them).
@@ -155,5 +149,4 @@ class RepNoise(Method):
             logs["harmful_lens_loss"] = ctx.all_sum(lens_sum) / n_micro
         # f: adds the global token-mean alignment gradient and all-reduces the whole of p.grad.
         logs["align_loss"] = ctx.accumulate(model, batches[self.config.align_stream])
-        self.steps += 1
         return logs
