@@ -54,6 +54,20 @@ def _load_kwargs(device: str | None, dtype: str | None) -> dict:
     return kw
 
 
+
+def _load_hub(auto_class, name: str, device, dtype):
+    """(model in eval mode, tokenizer) of a hub judge, on ``device``; a one-line error offline."""
+    from transformers import AutoTokenizer
+
+    try:
+        model = auto_class.from_pretrained(name, **_load_kwargs(device, dtype))
+        tok = AutoTokenizer.from_pretrained(name)
+    except OSError as e:
+        raise BoosterError(f"judge {name}: cannot load ({e}); it needs hub access or a local copy") from None
+    if device is not None:
+        model.to(device)
+    return model.eval(), tok
+
 class BeaverDamJudge(BaseJudge):
     """PKU-Alignment/beaver-dam-7b (or any QA-moderation sequence classifier of that family)."""
 
@@ -76,16 +90,9 @@ class BeaverDamJudge(BaseJudge):
     @classmethod
     def from_pretrained(cls, name: str, device: str | None = None, dtype: str | None = "bfloat16",
                         **kwargs) -> "BeaverDamJudge":
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        import transformers
 
-        try:
-            model = AutoModelForSequenceClassification.from_pretrained(name, **_load_kwargs(device, dtype))
-            tok = AutoTokenizer.from_pretrained(name)
-        except OSError as e:
-            raise BoosterError(f"judge {name}: cannot load ({e}); it needs hub access or a local copy") from None
-        if device is not None:
-            model.to(device)
-        return cls(model.eval(), tok, name=name, **kwargs)
+        return cls(*_load_hub(transformers.AutoModelForSequenceClassification, name, device, dtype), name=name, **kwargs)
 
     load = from_pretrained  # the registry loads every judge kind with `load`
 
@@ -141,16 +148,9 @@ class LlamaGuardJudge(BaseJudge):
     @classmethod
     def from_pretrained(cls, name: str, device: str | None = None, dtype: str | None = "bfloat16",
                         **kwargs) -> "LlamaGuardJudge":
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        import transformers
 
-        try:
-            model = AutoModelForCausalLM.from_pretrained(name, **_load_kwargs(device, dtype))
-            tok = AutoTokenizer.from_pretrained(name)
-        except OSError as e:
-            raise BoosterError(f"judge {name}: cannot load ({e}); it needs hub access or a local copy") from None
-        if device is not None:
-            model.to(device)
-        return cls(model.eval(), tok, name=name, **kwargs)
+        return cls(*_load_hub(transformers.AutoModelForCausalLM, name, device, dtype), name=name, **kwargs)
 
     load = from_pretrained  # the registry loads every judge kind with `load`
 
