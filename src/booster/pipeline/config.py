@@ -211,7 +211,8 @@ class ExperimentConfig:
                 and registry.attack_topology(m, self.attack.topology) == "continue"]
         if post:
             raise ConfigError(f"methods: {quote(post[0])} repairs the attack's own adapter, which needs "
-                              "attack.topology: fresh (continue trains the alignment adapter on)")
+                              "the fresh attack topology (attack.topology: paper or fresh, no '@continue'; "
+                              "continue trains the alignment adapter on)")
         for x in self.attack.extra:
             stray = [m for m in x.methods or () if m not in self.methods]
             if stray:
