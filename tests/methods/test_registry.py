@@ -71,3 +71,19 @@ def test_no_defense_name_is_a_string_outside_booster_methods():
                 if not (node.value == "booster" and rel in PACKAGE_NAME):
                     found.append(f"{rel}:{node.lineno}: {node.value!r}")
     assert found == []
+
+
+def test_attack_topology_under_paper_is_each_rows_own_and_an_entry_may_set_it():
+    # the papers: Booster attacks its alignment LoRA itself; the others merge it and train a new one
+    assert {d.name: d.attack_topology for d in registry.DEFENSES} == {
+        "sft": "fresh", "booster": "continue", "vaccine": "fresh", "repnoise": "fresh", "lisa": "fresh",
+        "safelora": "fresh"}
+    assert all(d.attack_topology == "fresh" for d in registry.DEFENSES if d.stage == "post")
+    assert [registry.attack_topology(m, "paper") for m in ("sft", "booster", "lisa")] == ["fresh", "continue", "fresh"]
+    assert [registry.attack_topology(m, "fresh") for m in ("sft", "booster")] == ["fresh", "fresh"]
+    assert [registry.attack_topology(m, "continue") for m in ("sft", "booster")] == ["continue", "continue"]
+    assert registry.attack_topology("sft@continue", "paper") == "continue"
+    assert registry.attack_topology("booster@fresh", "continue") == "fresh"
+    assert registry.split("sft@continue") == ("sft", "continue") and registry.split("sft") == ("sft", None)
+    assert registry.chain("sft@continue") == registry.chain("sft")
+    assert ExperimentConfig(model="m", methods=["sft"]).attack.topology == "paper"

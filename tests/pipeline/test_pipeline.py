@@ -110,6 +110,9 @@ def test_grid_runs_caches_and_resumes_without_redoing_stages(tmp_path, prepared_
     ("eval.extra_tasks=[mnli]", "eval.extra_tasks: unknown task 'mnli' (choose from advbench, sst2, agnews, gsm8k)"),
     ("eval.extra_tasks=[hs]", "eval.extra_tasks: unknown task 'hs'"),  # always scored already
     ("eval.extra_prompts=0", "eval.extra_prompts must be >= 1"),
+    ("methods=[sft, sft@sideways]", "'sft@sideways': the attack topology after '@' must be fresh or continue"),
+    ("methods=[nope@continue]", "unknown method 'nope@continue'"),
+    ("attack.topology=both", "attack.topology"),
 ])
 def test_bad_config_fails_before_training(tmp_path, prepared_data, capsys, override, message):
     path = write_cfg(tmp_path, tiny_config(tmp_path, prepared_data))
@@ -519,6 +522,81 @@ def test_a_repair_needs_the_fresh_attack_topology(tmp_path, prepared_data, capsy
     err = capsys.readouterr().err
     assert err.startswith("booster: error:") and "'zero-attack' repairs the attack's own adapter" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_repair_entry_cannot_continue_but_is_fresh_under_paper(tmp_path, prepared_data, capsys,
+                                                                 zero_attack_defense):
+    path = write_cfg(tmp_path, tiny_config(tmp_path, prepared_data, methods=["sft", "zero-attack@continue"]))
+    assert main(["run", str(path), "--check"]) == 2
+    assert "'zero-attack@continue' repairs the attack's own adapter" in capsys.readouterr().err
+    cfg = load_config(ExperimentConfig, path, ["methods=[sft, zero-attack]"])  # paper: fresh
+    assert cfg.attack.topology == "paper"
+
+
+def _start_states(monkeypatch) -> list[dict]:
+    """For every stage trained from now on: its work folder, its adapter tensors as training
+    starts (in the saved adapter's names) and its layer-0 q_proj base weight."""
+    from peft import get_peft_model_state_dict
+
+    states, real_train = [], context_mod.Context.train
+
+    def recording_train(self, model, method, data, train_cfg, work, *a, **k):
+        base = next(p for n, p in model.named_parameters() if n.endswith("layers.0.self_attn.q_proj.base_layer.weight"))
+        states.append({"work": str(work), "base_q": base.detach().clone(),
+                       "adapter": {n: t.detach().clone() for n, t in get_peft_model_state_dict(model).items()}})
+        return real_train(self, model, method, data, train_cfg, work, *a, **k)
+
+    monkeypatch.setattr(context_mod.Context, "train", recording_train)
+    return states
+
+
+@pytest.mark.integration
+def test_paper_topology_continues_boosters_adapter_and_gives_sft_a_fresh_one(tmp_path, prepared_data, monkeypatch):
+    """attack.topology: paper (the default): Booster's attack trains its alignment adapter on
+    (the authors' single LoRA), SFT's trains a fresh LoRA on the merged model; ``sft@continue``
+    runs SFT the Booster way; each row records the topology it ran; explicit fresh applies to all."""
+    from safetensors.torch import load_file
+
+    states = _start_states(monkeypatch)
+    path = write_cfg(tmp_path, tiny_config(tmp_path, prepared_data, methods=["sft", "booster", "sft@continue"],
+                                           unaligned=False))
+    run = lambda *over: run_experiment(load_config(ExperimentConfig, path, list(over)),  # noqa: E731
+                                       progress=False, log=lambda *_: None, judge=KeywordJudge())
+    run()
+    rows = {r["method"]: r for r in json.loads((tmp_path / "run" / "summary.json").read_text())}
+    assert {m: r["topology"] for m, r in rows.items()} == {"sft": "fresh", "booster": "continue",
+                                                          "sft@continue": "continue"}
+    assert rows["sft@continue"]["align_key"] == rows["sft"]["align_key"] != rows["booster"]["align_key"]
+    assert len({r["attack_key"] for r in rows.values()}) == 3
+    cache = tmp_path / "cache"
+    adapter = lambda kind, key: load_file(cache / kind / key / "adapter" / "adapter_model.safetensors")  # noqa: E731
+    start = {m: next(s for s in states if f"{r['attack_key']}.work" in s["work"]) for m, r in rows.items()}
+    for m, r in rows.items():
+        aligned, attacked = adapter("align", r["align_key"]), adapter("attack", r["attack_key"])
+        assert attacked.keys() == aligned.keys() == start[m]["adapter"].keys()
+        assert json.loads((cache / "attack" / r["attack_key"] / "stage.json").read_text())["topology"] == r["topology"]
+        if r["topology"] == "continue":  # the attack starts from the alignment adapter's values
+            assert all(torch.equal(start[m]["adapter"][n], aligned[n]) for n in aligned)
+        else:  # a fresh LoRA (B = 0), unlike the trained alignment adapter
+            assert all(not t.any() for n, t in start[m]["adapter"].items() if ".lora_B." in n)
+            assert any(aligned[n].any() for n in aligned if ".lora_B." in n)
+        assert any(not torch.equal(attacked[n], start[m]["adapter"][n]) for n in attacked)  # and trains it
+    # continue: the base weights stay the base model's; fresh: the alignment adapter merged into them
+    assert torch.equal(start["booster"]["base_q"], start["sft@continue"]["base_q"])
+    sft_aligned = adapter("align", rows["sft"]["align_key"])
+    q = next(n[: -len("lora_A.weight")] for n in sft_aligned if "layers.0.self_attn.q_proj.lora_A" in n)
+    delta = sft_aligned[q + "lora_B.weight"] @ sft_aligned[q + "lora_A.weight"] * (4 / 2)  # alpha / rank
+    assert delta.any() and torch.allclose(start["sft"]["base_q"], start["sft@continue"]["base_q"] + delta, atol=1e-6)
+
+    # explicit fresh: every method fresh; SFT's attack keeps its key (reused), Booster's is new
+    states.clear()
+    run("methods=[sft, booster]", "attack.topology=fresh")
+    fresh = {r["method"]: r for r in json.loads((tmp_path / "run" / "summary.json").read_text())}
+    assert {m: r["topology"] for m, r in fresh.items()} == {"sft": "fresh", "booster": "fresh"}
+    assert fresh["sft"]["attack_key"] == rows["sft"]["attack_key"]
+    assert fresh["booster"]["attack_key"] != rows["booster"]["attack_key"]
+    assert [s["work"] for s in states] == [str(cache / "attack" / f"{fresh['booster']['attack_key']}.work")]
+    assert all(not t.any() for n, t in states[0]["adapter"].items() if ".lora_B." in n)
 
 
 @pytest.mark.integration

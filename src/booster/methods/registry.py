@@ -26,6 +26,8 @@ from typing import Any, Callable, Literal
 from booster.methods.configs import BoosterConfig, LisaConfig, RepNoiseConfig, SafeLoRAConfig, VaccineConfig
 
 Stage = Literal["align", "finetune", "post"]
+Topology = Literal["fresh", "continue"]
+TOPOLOGIES: tuple[Topology, ...] = ("fresh", "continue")
 # every trainable (align / finetune) row runs through the real training loop here, by name
 SMOKE_TEST = "tests/methods/test_methods_smoke.py::test_registered_defense_trains_in_the_loop"
 STAGES: tuple[Stage, ...] = ("align", "finetune", "post")
@@ -57,6 +59,10 @@ class Defense:
     passes: tuple[tuple[str, int], ...] = ()
     """Forward/backward passes per optimizer step on each stream: the FLOP model of
     ``booster bench step``, which times the rows that declare it (empty: not modelled)."""
+    attack_topology: Topology = "fresh"
+    """How the method's own paper attacks it (``attack.topology: paper``): ``fresh`` merges the
+    alignment adapter and trains a new LoRA; ``continue`` trains the alignment adapter on
+    (a single LoRA). A post defense is always attacked ``fresh``: it repairs the attack's own adapter."""
 
 
 # -- factories (lazy imports: the methods import torch) ----------------------------------------
@@ -105,7 +111,11 @@ DEFENSES: list[Defense] = [
     Defense("booster", "align", BoosterConfig, "align.booster", _booster,
             "Huang et al., Booster, ICLR 2025, arXiv:2409.01586", streams=("harmful",),
             faithfulness_test="tests/methods/test_booster.py::test_update_matches_formula",
-            passes=(("align", 1), ("harmful", 2))),  # ∇f, ∇h at w and at the simulated step
+            passes=(("align", 1), ("harmful", 2)),  # ∇f, ∇h at w and at the simulated step
+            # the authors attack the alignment LoRA itself: Booster "can only adopt single LoRA
+            # implementation… if a second LoRA is used, the simulation simply could not work"
+            # (the author, in the reference repository's issue tracker; issue 14)
+            attack_topology="continue"),
     Defense("vaccine", "align", VaccineConfig, "align.vaccine", _vaccine,
             "Huang et al., Vaccine, NeurIPS 2024, arXiv:2402.01109",
             faithfulness_test="tests/methods/test_vaccine.py::test_update_matches_formula_and_perturbation_norm_is_rho"),
@@ -126,6 +136,21 @@ DEFENSES: list[Defense] = [
 # stages already in ledgers stay valid; a fine-tuning-stage defense's key carries its own
 # ``{name: config, name_align_samples: ...}`` instead (``booster.pipeline.attack``).
 PLAIN_ATTACK_KEY_FIELDS = {"lisa": None, "lisa_align_samples": None}
+
+
+def split(entry: str) -> tuple[str, str | None]:
+    """A ``methods:`` entry is a defense name, optionally with the attack topology it runs
+    under: ``sft@continue`` (None: the one ``attack.topology`` gives)."""
+    name, _, topology = entry.partition("@")
+    return name, (topology if "@" in entry else None)
+
+
+def attack_topology(entry: str, configured: str) -> Topology:
+    """The topology a ``methods:`` entry's attack runs under: its ``@topology``, else
+    ``attack.topology``; ``paper``: the one its defense's row declares (``attack_topology``)."""
+    name, topology = split(entry)
+    topology = topology or configured
+    return get(name).attack_topology if topology == "paper" else topology
 
 
 def names(stage: Stage | None = None) -> list[str]:
@@ -158,8 +183,9 @@ class Chain:
 
 
 def chain(name: str) -> Chain:
-    """A defense of one stage runs with the reference alignment and the plain attack elsewhere."""
-    d = get(name)
+    """A defense of one stage runs with the reference alignment and the plain attack elsewhere
+    (``name``: a ``methods:`` entry, its ``@topology`` aside)."""
+    d = get(split(name)[0])
     return Chain(align=d if d.stage == "align" else reference(),
                  finetune=d if d.stage == "finetune" else None, post=d if d.stage == "post" else None)
 

@@ -46,35 +46,37 @@ def _defense_key_fields(ctx: Context, defense: Defense | None) -> dict:
             f"{defense.name}_align_samples": n_align}
 
 
-def key(ctx: Context, aligned: StageResult | None, defense: Defense | None, cell: Cell) -> str:
+def key(ctx: Context, aligned: StageResult | None, defense: Defense | None, cell: Cell, topology: str) -> str:
+    """``topology``: the resolved one (``fresh`` / ``continue``, ``registry.attack_topology``), so
+    that keys made before ``attack.topology: paper`` existed stay valid."""
     cfg, k = ctx.cfg, ctx.cfg.attack
     pools = ("attacker_harmful", f"{cell.task}_train") + tuple(PROVIDER_STREAMS[s][0] for s in _provider_streams(defense))
     return digest({
         "stage": "attack", "model": ctx.model_key, "dtype": cfg.dtype, "align": aligned.key if aligned else None,
         "lora": to_dict(cfg.lora), "task": cell.task, "n": cell.n, "p": cell.p, "seed": cell.seed,
-        "topology": k.topology, "train": to_dict(k.train), "probe_samples": k.probe_samples,
+        "topology": topology, "train": to_dict(k.train), "probe_samples": k.probe_samples,
         **_defense_key_fields(ctx, defense), "pools": {p: ctx.pool_hash(p) for p in pools},
     })
 
 
-def run(ctx: Context, aligned: StageResult | None, defense: Defense | None, cell: Cell,
+def run(ctx: Context, aligned: StageResult | None, defense: Defense | None, cell: Cell, topology: str,
         rebuild: bool = False) -> StageResult:
     """Fine-tune on the user's mix; ``defense``: a fine-tuning-stage defense, or None for the
-    plain attack."""
-    k = key(ctx, aligned, defense, cell)
+    plain attack; ``topology``: ``fresh`` or ``continue`` (see ``_model``)."""
+    k = key(ctx, aligned, defense, cell, topology)
     with ctx.cache.lock("attack", k, every_process=True):  # every process decides under it
         return (ctx.cache.reusable("attack", k, rebuild)
-                or _train(ctx, k, align.with_adapter(ctx, aligned), defense, cell))
+                or _train(ctx, k, align.with_adapter(ctx, aligned), defense, cell, topology))
 
 
-def _model(ctx: Context, base, aligned: StageResult | None, seed: int):
+def _model(ctx: Context, base, aligned: StageResult | None, seed: int, topology: str):
     """The model the user fine-tunes: a fresh LoRA on the (merged) aligned model, or the
     alignment adapter itself trained on ("continue" topology)."""
     from booster.models.adapters import apply_adapter, attach_lora, load_adapter
 
     if aligned is None:
         return attach_lora(base, ctx.cfg.lora, seed=seed)
-    if ctx.cfg.attack.topology == "continue":
+    if topology == "continue":
         model = load_adapter(base, aligned.adapter, trainable=True)
         for prm in model.parameters():
             if prm.requires_grad:
@@ -98,18 +100,19 @@ def _probes(ctx: Context, tok, user: list[dict], seed: int) -> dict:
     return probes
 
 
-def _train(ctx: Context, k: str, aligned: StageResult | None, defense: Defense | None, cell: Cell) -> StageResult:
+def _train(ctx: Context, k: str, aligned: StageResult | None, defense: Defense | None, cell: Cell,
+           topology: str) -> StageResult:
     from booster.data import mix
     from booster.training import encode_records
 
     t = ctx.cfg.attack.train
     work = ctx.cache.work("attack", k)
     record = {"stage": "attack", "key": k, "align": aligned.key if aligned else None, "task": cell.task,
-              "n": cell.n, "p": cell.p, "seed": cell.seed, "topology": ctx.cfg.attack.topology,
+              "n": cell.n, "p": cell.p, "seed": cell.seed, "topology": topology,
               "finetune": defense.name if defense else registry.reference().name, "bf16_kernels": ctx.bf16_kernels}
     with measure(record):
         base, tok = ctx.base_model()
-        model = _model(ctx, base, aligned, cell.seed)
+        model = _model(ctx, base, aligned, cell.seed, topology)
         user = mix(ctx.data_dir, cell.task, cell.n, cell.p, cell.seed)
         probes = _probes(ctx, tok, user, cell.seed)
         record.update(n_harmful=sum(r["harmful"] for r in user))
@@ -129,4 +132,4 @@ def with_adapter(ctx: Context, result: StageResult | None) -> StageResult | None
     found = registry.find(rec.get("finetune") or "")
     defense = found if found is not None and found.stage == "finetune" else None
     cell = Cell(rec["task"], rec["n"], rec["p"], rec["seed"])
-    return align.same_key(result, run(ctx, aligned, defense, cell, rebuild=True))
+    return align.same_key(result, run(ctx, aligned, defense, cell, rec["topology"], rebuild=True))

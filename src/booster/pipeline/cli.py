@@ -41,6 +41,7 @@ def _run(args) -> int:
         for d in registry.DEFENSES:
             extra = f", reads {'+'.join(d.streams)}" if d.streams else ""
             config = f", config {d.section}" if d.section else ""
+            extra += f", attacked {d.attack_topology} under attack.topology: paper"
             print(f"{d.name}: {d.stage} stage{config}{extra}{' (the reference)' if d.reference else ''}\n    {d.paper}")
         return 0
     if args.config is None:

@@ -86,9 +86,11 @@ class AttackSection:
     ns: list[int] = option(factory=lambda: [1000], help="user fine-tuning set sizes n (paper default: 1000)")
     ps: list[float] = option(factory=lambda: [0.1], help="harmful shares p to run (paper default: 0.1)")
     seeds: list[int] = option(factory=lambda: [0], help="seeds of the user data mix and attack training")
-    topology: Literal["fresh", "continue"] = option(
-        "fresh", "fresh: merge the alignment adapter, train a new LoRA (service setting); "
-                 "continue: keep training the alignment adapter (the Booster paper's own runs)")
+    topology: Literal["paper", "fresh", "continue"] = option(
+        "paper", "paper: each method as its own paper attacks it (its registry row's attack_topology: "
+                 "Booster continue, the others fresh); fresh: merge the alignment adapter, train a new "
+                 "LoRA (service setting); continue: keep training the alignment adapter (single LoRA). "
+                 "A methods entry 'NAME@fresh' / 'NAME@continue' sets it for that entry")
     train: TrainConfig = option(factory=lambda: TrainConfig(steps=100, lr=1e-4, probe_every=10), help="attack training")
     probe_samples: int = option(32, "harmful examples in each loss probe (harmful training / testing loss)")
     lisa: LisaConfig = option(factory=lambda: LisaConfig(total_steps=1), help="Lisa hyperparameters "
@@ -196,16 +198,21 @@ class ExperimentConfig:
         # str.format would also take {0}, {name.attr} or {name:>99999999}: allow {name} only
         if fields is None or any(f != ("name", "", None) for f in fields):
             raise ConfigError(f"out: only {{name}} may appear in braces, got {quote(self.out)}")
-        unknown = [m for m in self.methods if registry.find(m) is None]
-        if unknown:
-            raise ConfigError(f"methods: unknown method {quote(unknown[0])} "
-                              f"(choose from {', '.join(registry.names())})")
+        for m in self.methods:
+            name, topology = registry.split(m)
+            if registry.find(name) is None:
+                raise ConfigError(f"methods: unknown method {quote(m)} (choose from {', '.join(registry.names())})")
+            if topology is not None and topology not in registry.TOPOLOGIES:
+                raise ConfigError(f"methods: {quote(m)}: the attack topology after '@' must be "
+                                  f"{' or '.join(registry.TOPOLOGIES)}")
         if not self.methods:
             raise ConfigError("methods must name at least one method")
-        post = [m for m in self.methods if registry.get(m).stage == "post"]
-        if post and self.attack.topology == "continue":
+        post = [m for m in self.methods if registry.chain(m).post is not None
+                and registry.attack_topology(m, self.attack.topology) == "continue"]
+        if post:
             raise ConfigError(f"methods: {quote(post[0])} repairs the attack's own adapter, which needs "
-                              "attack.topology: fresh (continue trains the alignment adapter on)")
+                              "the fresh attack topology (attack.topology: paper or fresh, no '@continue'; "
+                              "continue trains the alignment adapter on)")
         for x in self.attack.extra:
             stray = [m for m in x.methods or () if m not in self.methods]
             if stray:

@@ -32,12 +32,16 @@ class ModelState:
                 "attack": self.attacked.key if self.attacked else None}
         return keys | ({"repair": self.repaired.key} if self.repaired else {})
 
+    def topology(self) -> str | None:
+        """The attack's topology, as its stage recorded it (None: not attacked)."""
+        return self.attacked.record["topology"] if self.attacked else None
+
 
 def gen_key(ctx: Context, state: ModelState, task, limit) -> str:
     """Answers depend on the model state, the prompts and the decoding, not on the judge."""
     e = ctx.cfg.eval
     return digest({"stage": "generate", "model": ctx.model_key, "dtype": ctx.cfg.dtype, **state.keys(),
-                   "topology": ctx.cfg.attack.topology if state.attacked else None,
+                   "topology": state.topology(),
                    "task": task.name, "limit": limit, "pool": ctx.pool_hash(task.pool),
                    "max_new_tokens": task.max_new_tokens or e.max_new_tokens, "batch_size": e.batch_size,
                    "eval_dtype": e.dtype})
@@ -89,7 +93,7 @@ def model_of(ctx: Context, state: ModelState):
     from booster.models.adapters import apply_adapter
 
     model, tok = ctx.base_model(ctx.cfg.eval.dtype)
-    continued = state.attacked is not None and state.aligned is not None and ctx.cfg.attack.topology == "continue"
+    continued = state.aligned is not None and state.topology() == "continue"
     if state.aligned is not None and not continued:
         model = apply_adapter(model, state.aligned.adapter)
     last = state.repaired or state.attacked

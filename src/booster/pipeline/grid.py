@@ -174,7 +174,8 @@ class Grid:
         from booster.pipeline import attack, evaluate, repair, rows, rundir
 
         ctx = self.ctx
-        attacked = attack.run(ctx, aligned, chain.finetune, cell)
+        topology = registry.attack_topology(method, ctx.cfg.attack.topology)
+        attacked = attack.run(ctx, aligned, chain.finetune, cell, topology)
         repaired = repair.run(ctx, aligned, attacked, chain.post) if chain.post else None
         evals = evaluate.run(ctx, evaluate.ModelState(aligned, attacked, repaired), cell.task)
         self.keep(attacked, *([repaired] if repaired else []), *evals.values())
@@ -183,7 +184,7 @@ class Grid:
         self.histories["attack"].append({"method": method, "task": cell.task, "n": cell.n, "p": cell.p,
                                          "seed": cell.seed,
                                          "history": json.loads((attacked.path / "history.json").read_text())})
-        self.rows.append(rows.attacked(method, chain, cell, ctx.cfg.attack.topology, mb, m, aligned, attacked,
+        self.rows.append(rows.attacked(method, chain, cell, topology, mb, m, aligned, attacked,
                                        repaired, registry.reference().name))
         if ctx.state.is_main_process:
             rundir.copy_run(Path(ctx.cfg.run_dir()) / "runs" /

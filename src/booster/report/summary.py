@@ -426,8 +426,11 @@ def _dig(d, *keys, default="?"):
 
 def _intro(protocol: dict, judge: dict) -> str:
     cfg = protocol.get("config") or {}
+    topology = f"`{_dig(cfg, 'attack', 'topology')}`"
+    if topology == "`paper`":  # resolved per method: the rows say which
+        topology += " (each method as its own paper attacks it: the rows' `topology`)"
     return (f"Model `{_dig(cfg, 'model')}` ({_dig(cfg, 'dtype')}), LoRA r={_dig(cfg, 'lora', 'rank')} "
-            f"α={_dig(cfg, 'lora', 'alpha')}, attack topology `{_dig(cfg, 'attack', 'topology')}`; harmful prompts: "
+            f"α={_dig(cfg, 'lora', 'alpha')}, attack topology {topology}; harmful prompts: "
             f"{_dig(protocol, 'harmful_prompts')} set, {_dig(cfg, 'eval', 'hs_prompts')} prompts, greedy, "
             f"{_dig(cfg, 'eval', 'max_new_tokens')} new tokens; judge `{judge.get('name', '?')}` "
             f"({str(judge.get('sha256', '?'))[:12]}); commit `{protocol.get('git_commit')}`.")
