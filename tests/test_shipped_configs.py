@@ -14,22 +14,26 @@ CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
 
 
 def test_there_are_configs():
-    assert {p.name for p in CONFIGS} >= {"quick-smollm2.yaml", "cpu-smollm2.yaml"}
+    assert {p.name for p in CONFIGS} >= {"quick-smollm2.yaml", "cpu-smollm2.yaml", "paper-booster-llama2-7b.yaml"}
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
 def test_config_loads(path):
     cfg = load_config(ExperimentConfig, path)
-    assert cfg.model == "smollm2-135m-instruct" and plan(cfg)
+    # the CPU presets train SmolLM2; the paper preset names the paper's model (a GPU run)
+    paper = path.name == "paper-booster-llama2-7b.yaml"
+    assert cfg.model == ("meta-llama/Llama-2-7b-hf" if paper else "smollm2-135m-instruct") and plan(cfg)
     # model, methods and out are written in the file, not taken from defaults
     assert {"model", "methods", "out"} <= set(read_yaml(path))
 
 
 def test_run_folders_of_the_shipped_configs():
-    """Only the committed Table 1 run writes into results/; the quick demo writes to work/."""
+    """Only the committed Table 1 run writes into results/; the quick demo and the GPU paper preset
+    write to work/."""
     folders = {p.name: load_config(ExperimentConfig, p).run_dir() for p in CONFIGS}
     assert folders["cpu-smollm2.yaml"] == "results/cpu-smollm2"
     assert folders["quick-smollm2.yaml"] == "work/runs/quick-smollm2"
+    assert folders["paper-booster-llama2-7b.yaml"] == "work/runs/paper-booster-llama2-7b"
 
 
 def test_presets_by_name_are_the_repository_files_in_a_checkout():
