@@ -96,6 +96,9 @@ def test_one_cell_of_the_preset_runs_end_to_end(tmp_path, prepared_data):
     for r in attacked.values():
         assert (r["task"], r["n"], r["p"], r["seed"]) == ("sst2", 10, 0.1, 0)
         assert 0 <= r["hs"] <= 100 and 0 <= r["fa"] <= 100
+    # each method attacked as its paper does: Booster continues its alignment LoRA, the rest get a fresh one
+    assert {m: r["topology"] for m, r in attacked.items()} == {
+        m: ("continue" if m == "booster" else "fresh") for m in attacked}
 
     protocol = json.loads((tmp_path / "run" / "protocol.json").read_text())
     written = protocol["config"]
