@@ -44,7 +44,7 @@ def package_versions() -> dict[str, str | None]:
 def base_protocol() -> dict:
     import torch
 
-    from booster.hardware import describe
+    from booster.hardware import default_device, describe
 
     return {
         "booster_version": __version__,
@@ -52,5 +52,5 @@ def base_protocol() -> dict:
         "packages": package_versions(),
         "python": platform.python_version(),
         "machine": {"platform": platform.platform(), "torch_threads": torch.get_num_threads(),
-                    **describe("cuda" if torch.cuda.is_available() else "cpu")},
+                    **describe(default_device())},
     }

@@ -71,11 +71,9 @@ def warn_slow_dtype(cfg: ExperimentConfig, device=None) -> None:
 
     if cfg.bf16_emulation:  # bf16 products then run in float32: never the slow kernel
         return
-    import torch
+    from booster.hardware import bf16_warning, default_device
 
-    from booster.hardware import bf16_warning
-
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = device or default_device()
     message = bf16_warning(cfg.dtype_settings(), device, cfg.bf16_emulation)
     if message:
         print(f"booster: warning: {message}", file=sys.stderr)
