@@ -77,7 +77,7 @@ def test_check_passes_for_the_unmodified_preset(tmp_path, prepared_data, monkeyp
 
 SIZES = [  # the model and the sizes, nothing else
     "model=tiny-random-llama",
-    "align.samples=8", "align.harmful_samples=8", "align.train.steps=1",
+    "align.samples=8", "align.harmful_samples=8", "align.train.steps=1", "align.probe_samples=2",
     "attack.ns=[10]", "attack.ps=[0.1]", "attack.train.steps=1", "attack.train.probe_every=1",
     "attack.probe_samples=2",
     "eval.hs_prompts=3", "eval.fa_samples=3", "eval.over_refusal_prompts=2", "eval.max_new_tokens=4",

@@ -635,3 +635,38 @@ def test_safelora_runs_in_the_grid_on_the_tiny_model(tmp_path, prepared_data, tr
         want = C @ attack_ad[kb].double()
         torch.testing.assert_close(out[kb].double(), want, rtol=1e-3, atol=1e-6)
         assert torch.equal(out[ka], attack_ad[ka])
+
+
+def test_alignment_diagnostics_are_logged_for_every_method_plotted_and_keyed_only_when_on(tmp_path, prepared_data):
+    from booster.pipeline import align
+    from booster.pipeline.context import Context
+    from booster.methods import registry
+
+    on = tiny_config(tmp_path, prepared_data, methods=["sft", "booster", "vaccine"], unaligned=False,
+                     align={"train": {"steps": 2, "lr": 1e-3, "batch_size": 2, "micro_batch_size": 2,
+                                      "max_length": 48, "checkpoint_every": 1, "probe_every": 1},
+                            "probe_samples": 3, "probe_alpha": 0.05})
+    cfg = load_config(ExperimentConfig, write_cfg(tmp_path, on))
+    run_experiment(cfg, progress=False, log=lambda *_: None, judge=KeywordJudge())
+    hist = json.loads((tmp_path / "run" / "histories.json").read_text())
+    for method in ("sft", "booster", "vaccine"):
+        records = [h for h in hist["align"][method] if "probe/harmful_heldout_reduction" in h]
+        assert [h["step"] for h in records] == [0, 1, 2], method
+        for h in records:
+            assert h["probe/harmful_heldout_reduction"] == pytest.approx(
+                h["probe/harmful_heldout"] - h["probe/harmful_heldout_after_step"])
+    attack = hist["attack"][0]["history"]
+    assert all(h["update_norm"] > 0 for h in attack if h["step"] > 0)
+    assert (tmp_path / "run" / "align_diagnostics.png").stat().st_size > 0
+    assert (tmp_path / "run" / "attack_step-sst2-n10.png").stat().st_size > 0
+    assert "align_diagnostics.png" in (tmp_path / "run" / "report.md").read_text()
+
+    off = tiny_config(tmp_path, prepared_data, methods=["sft"], unaligned=False)
+    ctx_on = Context(load_config(ExperimentConfig, write_cfg(tmp_path, on)), progress=False)
+    ctx_off = Context(load_config(ExperimentConfig, write_cfg(tmp_path, off)), progress=False)
+    sft = registry.get("sft")
+    keys = {align.key(ctx_on, sft), align.key(ctx_off, sft)}
+    assert len(keys) == 2  # the diagnostics are in the key of the stage that logs them...
+    off_alpha = {**off, "align": {**off["align"], "probe_alpha": 0.5, "probe_samples": 7}}
+    ctx_off2 = Context(load_config(ExperimentConfig, write_cfg(tmp_path, off_alpha)), progress=False)
+    assert align.key(ctx_off2, sft) == align.key(ctx_off, sft)  # ...and not in one that does not log them

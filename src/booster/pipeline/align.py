@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 from booster.config import to_dict
 from booster.methods import registry
 from booster.methods.registry import Defense
@@ -24,6 +26,9 @@ def key(ctx: Context, defense: Defense) -> str:
         "harmful_samples": a.harmful_samples if "harmful" in streams(defense) else None,
         "pools": {PROVIDER_STREAMS[s][0]: ctx.pool_hash(PROVIDER_STREAMS[s][0]) for s in streams(defense)},
         "data_seed": cfg.data.seed,
+        # the diagnostics change what is logged, not what is trained; keys made without them stay valid
+        **({"diagnostics": {"samples": a.probe_samples, "alpha": a.diagnostic_alpha(),
+                            "pool": ctx.pool_hash("provider_harmful")}} if a.train.probe_every else {}),
     })
 
 
@@ -47,8 +52,29 @@ def _train(ctx: Context, defense: Defense, k: str) -> StageResult:
         model = attach_lora(base, ctx.cfg.lora, seed=a.train.seed)
         data = {s: encode_records(tok, ctx.provider_stream(s), a.train.max_length) for s in streams(defense)}
         method = defense.factory(registry.config_of(defense, ctx.cfg), a.train.steps)
-        history = ctx.train(model, method, data, a.train, work, tok)
+        history = ctx.train(model, method, data, a.train, work, tok, probes=_diagnostics(ctx, tok))
     return ctx.finish_trained("align", k, work, record, model, history)
+
+
+def _diagnostics(ctx: Context, tok) -> dict | None:
+    """The alignment diagnostics (``align.train.probe_every`` > 0): on held-out provider harmful
+    examples, the harmful loss and its reduction after one normalised step of size α
+    (``booster.training.probes``), measured for every alignment method alike."""
+    from booster.training import HarmfulStepProbe, encode_records
+
+    a = ctx.cfg.align
+    if not a.train.probe_every:
+        return None
+    used = {r["messages"][0]["content"] for r in ctx.provider_stream("harmful")}
+    held_out = [r for r in ctx.pool("provider_harmful") if r["messages"][0]["content"] not in used]
+    if len(held_out) < a.probe_samples:
+        from booster.errors import BoosterError
+
+        raise BoosterError(f"align.probe_samples={a.probe_samples} but provider_harmful has only "
+                           f"{len(held_out)} examples outside the harmful stream")
+    sample = random.Random(f"{ctx.cfg.data.seed}:align-probe").sample(held_out, a.probe_samples)
+    return {"harmful_heldout": HarmfulStepProbe(encode_records(tok, sample, a.train.max_length),
+                                                a.diagnostic_alpha())}
 
 
 def with_adapter(ctx: Context, result: StageResult | None) -> StageResult | None:

@@ -39,7 +39,12 @@ class AlignSection:
     samples: int = option(1000, "alignment examples (harmful prompt → safe answer), a seeded sample of the pool")
     harmful_samples: int = option(1000, "provider harmful examples for methods that read them: "
                                               + ", ".join(d.name for d in registry.DEFENSES if "harmful" in d.streams))
-    train: TrainConfig = option(factory=lambda: TrainConfig(steps=100, lr=1e-4), help="alignment training")
+    train: TrainConfig = option(factory=lambda: TrainConfig(steps=100, lr=1e-4), help="alignment training "
+                                "(train.probe_every > 0 turns the alignment diagnostics on)")
+    probe_samples: int = option(64, "held-out provider harmful examples (none in the harmful stream) on which "
+                                    "the diagnostics measure h(w) and its reduction after one normalised step")
+    probe_alpha: float | None = option(None, "size of that simulated step (default: align.booster.alpha, so "
+                                             "every method is measured on the quantity Booster minimises)")
     booster: BoosterConfig = option(factory=BoosterConfig, help="Booster hyperparameters")
     vaccine: VaccineConfig = option(factory=VaccineConfig, help="Vaccine hyperparameters")
     repnoise: RepNoiseConfig = option(factory=RepNoiseConfig, help="RepNoise hyperparameters")
@@ -47,6 +52,13 @@ class AlignSection:
     def validate(self):
         if self.samples < 1 or self.harmful_samples < 1:
             raise ConfigError("samples and harmful_samples must be >= 1")
+        if self.probe_samples < 1:
+            raise ConfigError(f"probe_samples must be >= 1, got {self.probe_samples}")
+        if self.probe_alpha is not None and not self.probe_alpha > 0:
+            raise ConfigError(f"probe_alpha must be > 0, got {self.probe_alpha}")
+
+    def diagnostic_alpha(self) -> float:
+        return self.probe_alpha if self.probe_alpha is not None else self.booster.alpha
 
 
 def _check_cells(where: str, tasks, ns, ps, seeds) -> None:

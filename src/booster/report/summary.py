@@ -442,7 +442,77 @@ def _warnings_block(rows: list[dict]) -> list[str]:
     return ["\n".join(f"- {w}" for w in lines), ""] if lines else []
 
 
-def _group_markdown(out: Path, rows: list[dict], histories: dict, task: str, n: int, jnote: str) -> list[str]:
+DIAGNOSTIC = "probe/harmful_heldout"  # booster.pipeline.align: h(w) on held-out harmful examples
+
+
+def plot_alignment_diagnostics(histories: dict, alpha: float | None, path: Path) -> bool:
+    """During alignment, for every method: the held-out harmful loss h(w) and its reduction
+    h(w) − h(w − α∇h/‖∇h‖), the quantity Booster minimises (``align.train.probe_every`` > 0)."""
+    runs = {m: [h for h in hist if DIAGNOSTIC + "_reduction" in h]
+            for m, hist in sorted(histories.get("align", {}).items())}
+    runs = {m: pts for m, pts in runs.items() if pts}
+    if not runs:
+        return False
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, key, title in zip(axes, (DIAGNOSTIC, DIAGNOSTIC + "_reduction"),
+                              ("held-out harmful loss h(w)", f"reduction after one normalised step (α={alpha:g})"
+                               if alpha is not None else "reduction after one normalised step")):
+        for method, pts in runs.items():
+            ax.plot([h["step"] for h in pts], [h[key] for h in pts], marker=".", label=method)
+        ax.set_title(title)
+        ax.set_xlabel("alignment step")
+        ax.ticklabel_format(axis="y", useOffset=False)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+    return True
+
+
+def plot_update_norms(histories: dict, task: str, n: int, alpha: float | None, path: Path) -> bool:
+    """The attack's real step, ‖w_{t+1} − w_t‖ over the trained adapter, per method (first seed,
+    p as in :func:`plot_curves`), beside the α of Booster's simulated step."""
+    runs = [h for h in histories.get("attack", []) if h["task"] == task and h["n"] == n
+            and any("update_norm" in r for r in h["history"])]
+    if not runs:
+        return False
+    ps = sorted({h["p"] for h in runs})
+    p = 0.1 if 0.1 in ps else ps[-1]
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    seen = set()
+    for run in runs:
+        if run["p"] != p or run["method"] in seen:
+            continue
+        seen.add(run["method"])
+        pts = [(h["step"], h["update_norm"]) for h in run["history"] if "update_norm" in h]
+        ax.plot(*zip(*pts), label=run["method"])
+    if alpha is not None:
+        ax.axhline(alpha, color="black", linestyle="--", label=f"Booster's α={alpha:g}")
+    ax.set_yscale("log")
+    ax.set_title(f"attack step size in adapter space ({task}, p={p:g})")
+    ax.set_xlabel("attack step")
+    ax.set_ylabel("‖Δw‖ per step")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+    return True
+
+
+def _diagnostic_alpha(protocol: dict) -> float | None:
+    align = _dig(protocol, "config", "align", default=None)
+    if not isinstance(align, dict):
+        return None
+    alpha = align.get("probe_alpha")
+    return alpha if alpha is not None else _dig(align, "booster", "alpha", default=None)
+
+
+def _group_markdown(out: Path, rows: list[dict], histories: dict, task: str, n: int, jnote: str,
+                    alpha: float | None = None) -> list[str]:
     """The report's section for one (task, n): every HS first shown beside over-refusal and FA."""
     attacked = [r for r in rows if r.get("p") is not None and r["task"] == task and r["n"] == n]
     md = [f"## Before and after the attack: {task}, n={n}", "", _markdown(before_after_table(rows, task, n)), "",
@@ -471,6 +541,10 @@ def _group_markdown(out: Path, rows: list[dict], histories: dict, task: str, n: 
     if plot_curves(histories, task, n, out / curves):
         title = f"Harmful training and testing loss during the attack: {task}, n={n}"
         md += [f"## {title}", "", f"![{title}]({curves})", ""]
+    steps = f"attack_step-{task}-n{n}.png"
+    if plot_update_norms(histories, task, n, alpha, out / steps):
+        title = f"The attack's step in adapter space beside Booster's α: {task}, n={n}"
+        md += [f"## {title}", "", f"![{title}]({steps})", ""]
     return md
 
 
@@ -488,7 +562,12 @@ def write_report(out: Path, rows: list[dict], histories: dict, protocol: dict) -
     warned = _warnings_block(rows)
     md += warned + [("" if warned else "No warnings. ") + flattery_rule(), ""]
     for task, n in groups(rows):
-        md += _group_markdown(out, rows, histories, task, n, jnote)
+        md += _group_markdown(out, rows, histories, task, n, jnote, _diagnostic_alpha(protocol))
+    if plot_alignment_diagnostics(histories, _diagnostic_alpha(protocol), out / "align_diagnostics.png"):
+        title = "Alignment diagnostics: held-out harmful loss and its reduction after one normalised step"
+        md += [f"## {title}", "", f"![{title}](align_diagnostics.png)", "",
+               "Measured every `align.train.probe_every` steps on held-out provider harmful examples, for "
+               "every alignment method alike; Booster's regulariser is the right-hand quantity times λ.", ""]
     cost = cost_table(rows)
     if len(cost) > 1:
         md += ["## Cost of each defense's stage, relative to SFT", "", _markdown(cost), "",

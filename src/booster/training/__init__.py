@@ -11,8 +11,8 @@ from booster.training.config import TrainConfig
 
 # name -> the module (under booster.training) that defines it and imports torch
 _LAZY = {"Example": "batches", "collate": "batches", "encode_chat": "batches", "encode_records": "batches",
-         "lr_factor": "loop", "probe_loss": "loop", "train": "loop"}
+         "lr_factor": "loop", "probe_loss": "probes", "HarmfulStepProbe": "probes", "train": "loop"}
 
-__all__ = ["Example", "TrainConfig", "collate", "encode_chat", "encode_records", "lr_factor", "probe_loss", "train"]
+__all__ = ["Example", "HarmfulStepProbe", "TrainConfig", "collate", "encode_chat", "encode_records", "lr_factor", "probe_loss", "train"]
 
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY)

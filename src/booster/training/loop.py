@@ -29,9 +29,10 @@ from booster import io
 from booster.config import to_dict
 from booster.errors import BoosterError
 from booster.methods.base import StepContext
-from booster.methods.losses import causal_lm_loss_sum, supervised_tokens, to_model_device
-from booster.training.batches import Example, collate
+from booster.methods.losses import to_model_device
+from booster.training.batches import Example
 from booster.training.checkpoint import load_checkpoint, save_checkpoint
+from booster.training.probes import run_probes
 from booster.training.config import TrainConfig  # re-exported: its home is torch-free
 from booster.training.streams import Stream
 
@@ -59,22 +60,6 @@ def _make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.999), eps=1e-8)
-
-
-@torch.no_grad()
-def probe_loss(model, examples: list[Example], pad_id: int, micro_batch_size: int = 8,
-               autocast=contextlib.nullcontext) -> float:
-    """Token-mean loss on fixed examples (e.g. the harmful training/testing loss curves)."""
-    was_training = model.training
-    model.eval()
-    total, tokens = 0.0, 0
-    for i in range(0, len(examples), micro_batch_size):
-        batch = to_model_device(model, collate(examples[i:i + micro_batch_size], pad_id))
-        with autocast():
-            total += float(causal_lm_loss_sum(model, batch))
-        tokens += supervised_tokens(batch)
-    model.train(was_training)
-    return total / max(tokens, 1)
 
 
 def config_hash(cfg: TrainConfig, method) -> str:
@@ -126,8 +111,7 @@ def train(model: torch.nn.Module, method, data: dict[str, list[Example]], cfg: T
     else:
         torch.manual_seed(cfg.seed)
         if probes and cfg.probe_every:
-            history.append({"step": 0, **{f"probe/{k}": probe_loss(model, v, pad_id, cfg.micro_batch_size, autocast)
-                                          for k, v in probes.items()}})
+            history.append({"step": 0, **run_probes(model, probes, pad_id, cfg.micro_batch_size, autocast)})
 
     model.train()
     bar = tqdm(total=cfg.steps, initial=step, desc=f"{method.name}", unit="step",
@@ -148,12 +132,16 @@ def train(model: torch.nn.Module, method, data: dict[str, list[Example]], cfg: T
         record = {"step": step + 1, "lr": lr, **logs}
         if cfg.max_grad_norm is not None:
             record["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(ctx.params, cfg.max_grad_norm))
+        before = [p.detach().clone() for p in ctx.params] if probes and cfg.probe_every else None
         optimizer.step()
+        if before is not None:  # the real step in parameter space, to set beside Booster's α
+            record["update_norm"] = math.sqrt(sum(float(((p.detach() - b).double() ** 2).sum())
+                                                  for p, b in zip(ctx.params, before)))
+            del before
         ctx.zero_grad()
         step += 1
         if probes and cfg.probe_every and step % cfg.probe_every == 0:
-            for name, examples in probes.items():
-                record[f"probe/{name}"] = probe_loss(model, examples, pad_id, cfg.micro_batch_size, autocast)
+            record.update(run_probes(model, probes, pad_id, cfg.micro_batch_size, autocast))
         history.append(record)
         bar.update(1)
         if step % cfg.log_every == 0 or step == cfg.steps:
