@@ -670,3 +670,41 @@ def test_alignment_diagnostics_are_logged_for_every_method_plotted_and_keyed_onl
     off_alpha = {**off, "align": {**off["align"], "probe_alpha": 0.5, "probe_samples": 7}}
     ctx_off2 = Context(load_config(ExperimentConfig, write_cfg(tmp_path, off_alpha)), progress=False)
     assert align.key(ctx_off2, sft) == align.key(ctx_off, sft)  # ...and not in one that does not log them
+
+
+@pytest.mark.integration
+def test_bf16_where_native_runs_plain_float32_without_native_bf16_and_records_it(tmp_path, prepared_data,
+                                                                                 monkeypatch, train_calls):
+    import booster.hardware as hardware
+
+    monkeypatch.setattr(hardware, "bf16_native", lambda device="cpu": False)
+    train = {"steps": 2, "lr": 1e-3, "batch_size": 2, "micro_batch_size": 2, "max_length": 48}
+    bf16 = tiny_config(tmp_path, prepared_data, methods=["sft"], unaligned=False, dtype="bfloat16",
+                       bf16_where_native=True, align={"train": {**train, "mixed_precision": "bf16"}},
+                       attack={"train": {**train, "mixed_precision": "bf16"}}, eval={"dtype": "bfloat16"})
+    run_experiment(load_config(ExperimentConfig, write_cfg(tmp_path, bf16)), progress=False, log=lambda *_: None,
+                   judge=KeywordJudge())
+    assert train_calls == ["sft", "sft"]
+    protocol = json.loads((tmp_path / "run" / "protocol.json").read_text())
+    assert protocol["bf16_kernels"] is None and protocol["config"]["bf16_where_native"] is True
+    assert (protocol["config"]["dtype"], protocol["config"]["eval"]["dtype"]) == ("float32", "float32")
+    assert protocol["config"]["align"]["train"]["mixed_precision"] == "no"
+    [row] = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert row["bf16_kernels"] is None
+    # the same stages as a config written in float32: nothing is trained again
+    plain = tiny_config(tmp_path, prepared_data, methods=["sft"], unaligned=False, dtype="float32",
+                        align={"train": train}, attack={"train": train}, eval={"dtype": "float32"},
+                        out=str(tmp_path / "run-f32"))
+    run_experiment(load_config(ExperimentConfig, write_cfg(tmp_path, plain)), progress=False, log=lambda *_: None,
+                   judge=KeywordJudge())
+    assert train_calls == ["sft", "sft"]
+
+
+def test_bf16_where_native_keeps_bf16_where_the_device_has_it(tmp_path, prepared_data):
+    cfg = load_config(ExperimentConfig, write_cfg(tmp_path, tiny_config(
+        tmp_path, prepared_data, dtype="bfloat16", bf16_where_native=True)))
+    assert cfg.for_device(native_bf16=True) is cfg
+    f32 = cfg.for_device(native_bf16=False)
+    assert f32.dtype_settings() == {"dtype": "float32", "align.train.mixed_precision": "no",
+                                    "attack.train.mixed_precision": "no", "eval.dtype": "float32"}
+    assert cfg.dtype == "bfloat16"  # a copy: the loaded config is unchanged

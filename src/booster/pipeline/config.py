@@ -12,7 +12,7 @@ into the repository's committed ``results/``.
 from __future__ import annotations
 
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from booster.config import option, quote
@@ -178,6 +178,10 @@ class ExperimentConfig:
         True, "where the device has no native bfloat16 (a CPU with AVX2 only), run bf16 matrix products as "
         "float32 products of the same bf16 values (same rounding points, tens of times faster than "
         "PyTorch's generic bf16 kernel); false keeps PyTorch's kernel. Recorded per stage, not hashed")
+    bf16_where_native: bool = option(
+        False, "true: the bf16 settings (dtype, align/attack mixed_precision, eval.dtype) hold only where the "
+        "device multiplies bf16 natively; elsewhere (a CPU with AVX2 only) everything runs in plain float32, "
+        "the fastest arithmetic there. Stages are keyed and recorded with the settings that ran")
     lora: LoraSettings = option(factory=LoraSettings, help="LoRA topology of alignment and attack adapters")
     data: DataSection = option(factory=DataSection, help="prepared data")
     align: AlignSection = option(factory=AlignSection, help="alignment stage")
@@ -193,6 +197,16 @@ class ExperimentConfig:
         """The keys that choose a dtype, with their values (see booster.hardware)."""
         return {"dtype": self.dtype, "align.train.mixed_precision": self.align.train.mixed_precision,
                 "attack.train.mixed_precision": self.attack.train.mixed_precision, "eval.dtype": self.eval.dtype}
+
+    def for_device(self, native_bf16: bool) -> "ExperimentConfig":
+        """The config as it runs on a device: with ``bf16_where_native`` and no native bf16, every
+        bf16 setting becomes float32 (a copy; ``self`` is unchanged)."""
+        if not self.bf16_where_native or native_bf16 or not any(v in ("bfloat16", "bf16") for v in self.dtype_settings().values()):
+            return self
+        return replace(self, dtype="float32",
+                       align=replace(self.align, train=replace(self.align.train, mixed_precision="no")),
+                       attack=replace(self.attack, train=replace(self.attack.train, mixed_precision="no")),
+                       eval=replace(self.eval, dtype="float32"))
 
     def run_dir(self) -> str:
         """``out`` with ``{name}`` replaced."""

@@ -43,16 +43,18 @@ class Context:
         from accelerate import PartialState
 
         from booster.data import load_manifest
-        from booster.hardware import asks_bf16, bf16_kernels
+        from booster.hardware import asks_bf16, bf16_kernels, bf16_native
         from booster.models import resolve_model
 
-        self.cfg, self.progress = cfg, progress
+        self.progress = progress
         self.data_dir = Path(cfg.data.dir)
         self.manifest = load_manifest(self.data_dir)
         self.model_identity = resolve_model(cfg.model).identity()  # recorded in the protocol
         self.model_key = key_identity(self.model_identity)  # hashed into stage keys
         self.state = PartialState(cpu=not torch.cuda.is_available())
         self.device = self.state.device
+        # bf16_where_native: the settings that run here are the ones keyed and recorded
+        self.cfg = cfg = cfg.for_device(bf16_native(self.device))
         self.cache = Cache(Path(cfg.cache), self.state)
         self._judge = judge  # None: load cfg.eval.judge on first use
         if cfg.threads:

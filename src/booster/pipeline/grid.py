@@ -97,7 +97,7 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = True, log=print, j
     ctx = Context(cfg, progress=progress and state.is_main_process, judge=judge)
     check_pools(cfg, ctx.manifest)
     if state.is_main_process:
-        warn_slow_dtype(cfg, ctx.device)
+        warn_slow_dtype(ctx.cfg, ctx.device)
     else:
         log = lambda *_: None  # noqa: E731
     out = Path(cfg.run_dir())
