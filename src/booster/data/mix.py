@@ -1,4 +1,5 @@
-"""``booster data mix``: the user's fine-tuning set of n samples, a share p of them harmful.
+"""``booster data mix``: the user's fine-tuning set of n samples, a share p of them harmful
+(the ``task_mix`` attack; the other attack recipes are in :mod:`booster.data.attacks`).
 
 Definition of p (recorded in every manifest): exactly ``k = floor(p*n + 0.5)`` samples (p·n
 rounded half up, with p read as the decimal number the user wrote, so 0.15·10 gives 2) are
@@ -68,24 +69,29 @@ def manifest_path(out: str | Path) -> Path:
     return out.with_name(stem + ".manifest.json")
 
 
-def write_mix(data_dir: str | Path, task: str, n: int, p: float, seed: int, out: str | Path) -> dict:
-    """Run :func:`mix` and write ``out`` plus its manifest atomically; return the manifest."""
+def write_mix(data_dir: str | Path, task: str | None, n: int, p: float | None, seed: int, out: str | Path,
+              recipe: str = "task_mix") -> dict:
+    """Build the user's set by attack ``recipe`` (:mod:`booster.data.attacks`; the default is
+    :func:`mix`) and write ``out`` plus its manifest atomically; return the manifest."""
+    from booster.data import attacks
+
     out = Path(out)
     for path in (out, manifest_path(out)):
         if path.is_dir():
             raise BoosterError(f"{path}: is a folder; --out needs a file name such as mix.jsonl")
     check_folder_path(out.parent, out)
-    records = mix(data_dir, task, n, p, seed)
+    records = attacks.build(data_dir, recipe, task, n, p, seed)
     pools = load_manifest(data_dir)["pools"]
-    train_name = user_task(task).train_pool
     text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
     k = sum(r["harmful"] for r in records)
     manifest = {
         "booster_version": booster.__version__,
-        "task": task, "n": n, "p": p, "k": k, "seed": seed,
-        "p_definition": P_DEFINITION,
+        "recipe": recipe, "definition": attacks.definition(recipe), "reference": attacks.get(recipe).reference,
+        "task": task, "n": n, "p": attacks.cell_p(recipe, p), "k": k, "seed": seed,
+        **({"p_definition": P_DEFINITION} if recipe == attacks.DEFAULT else {}),
         "pools": {name: {"path": pools[name]["path"], "sha256": pools[name]["sha256"]}
-                  for name in (ATTACKER_POOL, train_name)},
+                  for name in attacks.get(recipe).pools(task)},
+        **({"files": attacks.file_hashes(recipe)} if attacks.get(recipe).files else {}),
         "output": {"path": out.name, "count": len(records), "harmful": k, "benign": len(records) - k,
                    "sha256": sha256_text(text)},
     }
