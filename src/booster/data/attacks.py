@@ -13,7 +13,7 @@ carries ``"harmful": true/false`` (the ground truth filters are scored against).
   aligned language models compromises safety, even when users do not intend to!", Alpaca/Dolly).
   The harmless-instruction pool of this project has no answers (prompts only), so the substitute
   is the ``alpaca_eval`` pool (AlpacaEval instructions with GPT-4 reference answers), minus any
-  prompt an evaluation pool holds (:data:`EVAL_POOLS`).
+  prompt an evaluation pool holds (:func:`eval_pools`).
 - ``identity_shift``: a persona that obeys unconditionally, benign prompts only, p = 0 (in the
   spirit of Qi et al. 2024's "absolutely obedient agent"; the text is this project's own,
   ``attacks/identity_shift.json``, shipped in the wheel).
@@ -30,9 +30,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import Callable
 
+import booster
 from booster.errors import BoosterError
-from booster.io import sha256_file
-from booster.tasks import user_task
+from booster.data.mix import harmful_count, mix
+from booster.data.prepare import P_DEFINITION, check_folder_path, load_manifest, load_pool
+from booster.data.text import normalize_prompt
+from booster.io import atomic_path, sha256_file, sha256_text
+from booster.paths import shipped
+from booster.tasks import TASKS, user_task
 
 DEFAULT = "task_mix"
 ATTACKER_POOL = "attacker_harmful"
@@ -42,8 +47,6 @@ IDENTITY_FILE = "attacks/identity_shift.json"
 
 def eval_pools() -> tuple[str, ...]:
     """Every pool whose prompts some evaluation reads: each task's prompts, and the judge's test half."""
-    from booster.tasks import TASKS
-
     return tuple(dict.fromkeys([t.eval_pool for t in TASKS.values()] + ["eval_half"]))
 
 
@@ -57,8 +60,6 @@ class Sources:
         self._pools: dict[str, list[dict]] = {}
 
     def pool(self, name: str) -> list[dict]:
-        from booster.data.prepare import load_pool
-
         if name not in self._pools:
             self._pools[name] = load_pool(self.data_dir, name)
         return self._pools[name]
@@ -66,8 +67,6 @@ class Sources:
     @cached_property
     def benign(self) -> list[dict]:
         """``alpaca_eval`` records whose prompt no evaluation pool holds (normalized text)."""
-        from booster.data.text import normalize_prompt
-
         used = {normalize_prompt(r["messages"][0]["content"]) for p in eval_pools() for r in self.pool(p)}
         return [r for r in self.pool(BENIGN_POOL) if normalize_prompt(r["messages"][0]["content"]) not in used]
 
@@ -80,14 +79,10 @@ class Sources:
 
     @cached_property
     def manifest(self) -> dict:
-        from booster.data.prepare import load_manifest
-
         return load_manifest(self.data_dir)
 
 
 def identity_file() -> Path:
-    from booster.paths import shipped
-
     return shipped(IDENTITY_FILE)
 
 
@@ -113,8 +108,6 @@ def identity_examples() -> list[dict]:
 # -- the recipes: draw(src, task, n, p, seed) -> records, in their final order ---------------
 
 def _task_mix(src: Sources, task: str, n: int, p: float, seed: int) -> list[dict]:
-    from booster.data.mix import mix
-
     return mix(src.data_dir, task, n, p, seed)
 
 
@@ -148,15 +141,13 @@ class Attack:
 
 
 def _mix_needs(task, n, p):
-    from booster.data.mix import harmful_count
-
     k = harmful_count(n, p)
     return {ATTACKER_POOL: k, user_task(task).train_pool: n - k}
 
 
 ATTACKS: dict[str, Attack] = {a.name: a for a in [
     Attack("task_mix",
-           "the user's benign task with a share p harmful: " + "{p_definition}",
+           "the user's benign task with a share p harmful: {p_definition}",
            "Huang et al. 2024 (Booster) and its peers", None, _task_mix, _mix_needs,
            lambda task: (ATTACKER_POOL, user_task(task).train_pool)),
     Attack("pure_harmful",
@@ -189,8 +180,6 @@ def get(name: str) -> Attack:
 
 
 def definition(name: str) -> str:
-    from booster.data.prepare import P_DEFINITION
-
     return get(name).definition.format(p_definition=P_DEFINITION)
 
 
@@ -201,8 +190,6 @@ def describe(name: str) -> dict:
 
 
 def file_hashes(name: str) -> dict[str, str]:
-    from booster.paths import shipped
-
     return {f: sha256_file(shipped(f)) for f in get(name).files}
 
 
@@ -226,7 +213,49 @@ def check_size(src: Sources, name: str, task: str, n: int, p: float) -> None:
 def build(data_dir: str | Path, name: str, task: str, n: int, p: float, seed: int) -> list[dict]:
     """The user's fine-tuning set by recipe ``name`` (``p``: read by task_mix only; ``task``: by
     task_mix only, None is allowed for the others)."""
-    src = Sources(data_dir)
-    if get(name).name != DEFAULT:  # mix() checks its arguments itself, with its own messages
+    attack, src = get(name), Sources(data_dir)
+    if name != DEFAULT:  # mix() checks its arguments itself, with its own messages
         check_size(src, name, task, n, p)
-    return get(name).draw(src, task, n, cell_p(name, p), seed)
+    return attack.draw(src, task, n, cell_p(name, p), seed)
+
+
+# -- booster data mix: the set and its manifest ------------------------------------------
+
+def manifest_path(out: str | Path) -> Path:
+    """``mix.jsonl`` → ``mix.manifest.json`` (any other name gets ``.manifest.json`` added)."""
+    out = Path(out)
+    stem = out.name[: -len(".jsonl")] if out.name.endswith(".jsonl") else out.name
+    return out.with_name(stem + ".manifest.json")
+
+
+def write_mix(data_dir: str | Path, task: str | None, n: int, p: float | None, seed: int, out: str | Path,
+              recipe: str = DEFAULT) -> dict:
+    """Build the user's set by attack ``recipe`` (the default is :func:`booster.data.mix.mix`) and
+    write ``out`` plus its manifest atomically; return the manifest (``booster data mix``)."""
+    out = Path(out)
+    for path in (out, manifest_path(out)):
+        if path.is_dir():
+            raise BoosterError(f"{path}: is a folder; --out needs a file name such as mix.jsonl")
+    check_folder_path(out.parent, out)
+    records = build(data_dir, recipe, task, n, p, seed)
+    pools = load_manifest(data_dir)["pools"]
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    k = sum(r["harmful"] for r in records)
+    manifest = {
+        "booster_version": booster.__version__,
+        "recipe": recipe, "definition": definition(recipe), "reference": get(recipe).reference,
+        "task": task, "n": n, "p": cell_p(recipe, p), "k": k, "seed": seed,
+        **({"p_definition": P_DEFINITION} if recipe == DEFAULT else {}),
+        "pools": {name: {"path": pools[name]["path"], "sha256": pools[name]["sha256"]}
+                  for name in get(recipe).pools(task)},
+        **({"files": file_hashes(recipe)} if get(recipe).files else {}),
+        "output": {"path": out.name, "count": len(records), "harmful": k, "benign": len(records) - k,
+                   "sha256": sha256_text(text)},
+    }
+    # The data file is renamed into place first, its manifest right after; a failure before
+    # either rename leaves neither.
+    with atomic_path(manifest_path(out)) as mtmp:
+        with atomic_path(out) as tmp:
+            tmp.write_text(text, encoding="utf-8")
+            mtmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return manifest

@@ -94,7 +94,6 @@ def _prepare(args: argparse.Namespace) -> int:
 
 def _mix(args: argparse.Namespace) -> int:
     from booster.data import attacks
-    from booster.data.mix import write_mix
     from booster.errors import BoosterError
 
     recipe = attacks.get(args.recipe)  # unknown recipe: one line listing the valid ones
@@ -103,7 +102,7 @@ def _mix(args: argparse.Namespace) -> int:
     if recipe.p is not None and args.p is not None and args.p != recipe.p:
         raise BoosterError(f"data mix: recipe {recipe.name} fixes p={recipe.p:g}; leave --p out")
     data = args.data if args.data is not None else default_work_dir() / "data"
-    m = write_mix(data, args.task, args.n, args.p, args.seed, args.out, recipe.name)
+    m = attacks.write_mix(data, args.task, args.n, args.p, args.seed, args.out, recipe.name)
     task = f", task {m['task']}" if m["task"] is not None else ""
     print(f"wrote {args.out}: {m['n']} samples, {m['k']} harmful (p={m['p']}), recipe {m['recipe']}{task}, "
           f"seed {m['seed']}")
