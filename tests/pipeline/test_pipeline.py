@@ -714,6 +714,8 @@ def test_two_attack_recipes_run_from_one_yaml_each_in_its_own_stage(tmp_path, pr
     report = (run / "report.md").read_text()
     assert "## Attack `pure_harmful`" in report and "## Attack `identity_shift`" in report
     assert "## Before and after the attack: sst2, n=10" in report and "sst2, n=4" not in report.split("## Attack")[0]
+    (run / "report.md").unlink()
+    assert main(["report", str(run)]) == 0 and (run / "report.md").read_text() == report  # read back from the files
 
     # Each recipe's stage is cached: a rerun trains nothing.
     train_calls.clear()
