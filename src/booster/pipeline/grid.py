@@ -50,16 +50,14 @@ def check_config(cfg: ExperimentConfig) -> None:
 
 def check_pools(cfg: ExperimentConfig, manifest: dict | None = None) -> None:
     """Every pool the grid reads must exist before the first step of training."""
-    from booster.data import load_manifest
-
-    from booster.data import attacks
+    from booster.data import attacks, load_manifest
 
     data_dir = Path(cfg.data.dir)
     manifest = load_manifest(data_dir) if manifest is None else manifest
     cells = plan(cfg)
     tasks = grid_tasks(cells)
     needed = ["alignment", "attacker_harmful"] + [f"{t}_train" for t in tasks]
-    needed += [p for _, t, _, _, _, r in cells for p in attacks.get(r).pools(t)]
+    needed += [pool for _, t, _, _, _, r in cells for pool in attacks.get(r).pools(t)]
     for method in cfg.methods:  # the provider's data every stage of every method reads
         for d in filter(None, vars(registry.chain(method)).values()):
             needed += [PROVIDER_STREAMS[s][0] for s in d.streams if s in PROVIDER_STREAMS]
