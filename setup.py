@@ -1,7 +1,8 @@
-"""Build hook: the wheel carries the presets and the committed judges as package data.
+"""Build hook: the wheel carries the presets, the attack data and the committed judges as
+package data.
 
-They stay where the repository keeps them (``configs/*.yaml``, ``judges/answer-judge``,
-``judges/minilm-judge``: the paths the README, the results and ``booster judge train --out``
+They stay where the repository keeps them (``configs/*.yaml``, ``attacks/*.json``,
+``judges/answer-judge``, ``judges/minilm-judge``: the paths the README, the results and ``booster judge train --out``
 use); the wheel gets copies under ``booster/_shipped/`` with the same relative paths, which
 ``booster.paths.shipped`` reads with ``importlib.resources``. An editable install reads the
 repository itself, so nothing is copied for it. Everything else is in pyproject.toml.
@@ -16,6 +17,7 @@ from setuptools.command.build_py import build_py
 # `booster judge train|eval` run from a checkout).
 SHIPPED = {
     "configs": ["*.yaml"],
+    "attacks": ["*.json"],
     "judges/answer-judge": ["judge.json", "judge.safetensors"],
     "judges/minilm-judge": ["judge.json", "judge.safetensors"],
 }

@@ -43,9 +43,11 @@ from booster.pipeline.config import ExperimentConfig
 judge = load_judge("answer-judge")
 pairs = [tuple(p) for p in json.loads(sys.argv[1])]
 cfg = load_config(ExperimentConfig, config_path("cpu-smollm2"))
+from booster.data.attacks import identity_examples, identity_file
 print(json.dumps({"booster": booster.__file__, "judge_path": judge.record["_path"],
                   "sha256": judge.identity()["sha256"], "scores": judge.score(pairs),
-                  "preset": cfg.name, "methods": list(cfg.methods)}))
+                  "preset": cfg.name, "methods": list(cfg.methods),
+                  "identity_file": str(identity_file()), "identity_examples": len(identity_examples())}))
 """
 
 
@@ -89,6 +91,7 @@ def test_wheel_ships_presets_and_committed_judges_not_the_labels(venv):
                 f"booster/_shipped/judges/{name}/judge.safetensors"} <= names
     presets = {p.name for p in (REPO / "configs").glob("*.yaml")}
     assert presets and {f"booster/_shipped/configs/{p}" for p in presets} <= names
+    assert "booster/_shipped/attacks/identity_shift.json" in names
     assert not [n for n in names if "labels" in n.split("/")[:-1] or n.endswith(".jsonl")]
 
 
@@ -105,6 +108,7 @@ def test_installed_wheel_scores_with_the_default_judge_and_loads_a_preset(venv):
     assert got["sha256"] == fixture["judge_sha256"]
     assert got["scores"] == pytest.approx([p["score"] for p in want], abs=1e-4)
     assert got["preset"] == "cpu-smollm2" and "booster" in got["methods"]
+    assert Path(got["identity_file"]).is_relative_to(venv_dir) and got["identity_examples"] >= 24
 
 
 def test_installed_booster_run_checks_a_preset_by_name(venv, prepared_data, tmp_path):

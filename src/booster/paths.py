@@ -1,7 +1,8 @@
 """Where things live: the shipped files, the raw-data source folder, the prepared-data folder,
 the cache.
 
-Shipped files (the presets ``configs/*.yaml`` and the committed judges ``judges/answer-judge``,
+Shipped files (the presets ``configs/*.yaml``, the identity-shift attack data
+``attacks/identity_shift.json`` and the committed judges ``judges/answer-judge``,
 ``judges/minilm-judge``) stay where the repository keeps them; ``setup.py`` copies them into
 the wheel as package data under ``booster/_shipped/`` with the same relative paths.
 :func:`shipped` reads that copy (``importlib.resources``) in an installed wheel and the

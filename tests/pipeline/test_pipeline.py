@@ -113,6 +113,15 @@ def test_grid_runs_caches_and_resumes_without_redoing_stages(tmp_path, prepared_
     ("methods=[sft, sft@sideways]", "'sft@sideways': the attack topology after '@' must be fresh or continue"),
     ("methods=[nope@continue]", "unknown method 'nope@continue'"),
     ("attack.topology=both", "attack.topology"),
+    ("attack.recipe=aoa", "attack.recipe: unknown attack recipe 'aoa' (choose from task_mix, pure_harmful, benign, "
+                          "identity_shift)"),
+    ("attack.extra=[{recipe: aoa}]", "attack.extra.recipe: unknown attack recipe 'aoa'"),
+    ("attack.extra=[{recipe: pure_harmful, ps: [0.1]}]", "attack.extra.ps: recipe pure_harmful fixes p=1 (leave ps out)"),
+    ("attack.extra=[{recipe: identity_shift, ns: [100]}]",
+     "attack identity_shift with n=100 needs 100 records of attacks/identity_shift.json, which has 36"),
+    ("attack.extra=[{recipe: pure_harmful, ns: [2500]}]",
+     "attack pure_harmful with n=2500 needs 2500 records of attacker_harmful, which has 2000"),
+    ("attack.extra=[{ns: [3000], ps: [1.0]}]", "attack task_mix with n=3000 needs 3000 records of attacker_harmful"),
 ])
 def test_bad_config_fails_before_training(tmp_path, prepared_data, capsys, override, message):
     path = write_cfg(tmp_path, tiny_config(tmp_path, prepared_data))
@@ -129,13 +138,31 @@ def test_extra_sub_grids_add_cells_without_repeats(tmp_path, prepared_data):
         "attack.ps=[0.0, 0.1]",
         "attack.extra=[{ps: [0.1], seeds: [1, 2]}, {methods: [booster], tasks: [gsm8k], ps: [0.1]}, {ps: [0.0]}]"])
     cells = plan(cfg)
+    mix = "task_mix"  # the default attack recipe, last in each cell
     assert cells == [
-        ("sft", "sst2", 10, 0.0, 0), ("sft", "sst2", 10, 0.1, 0), ("booster", "sst2", 10, 0.0, 0),
-        ("booster", "sst2", 10, 0.1, 0),
-        ("sft", "sst2", 10, 0.1, 1), ("sft", "sst2", 10, 0.1, 2), ("booster", "sst2", 10, 0.1, 1),
-        ("booster", "sst2", 10, 0.1, 2),
-        ("booster", "gsm8k", 10, 0.1, 0)]  # the last sub-grid repeats main cells only
+        ("sft", "sst2", 10, 0.0, 0, mix), ("sft", "sst2", 10, 0.1, 0, mix), ("booster", "sst2", 10, 0.0, 0, mix),
+        ("booster", "sst2", 10, 0.1, 0, mix),
+        ("sft", "sst2", 10, 0.1, 1, mix), ("sft", "sst2", 10, 0.1, 2, mix), ("booster", "sst2", 10, 0.1, 1, mix),
+        ("booster", "sst2", 10, 0.1, 2, mix),
+        ("booster", "gsm8k", 10, 0.1, 0, mix)]  # the last sub-grid repeats main cells only
     assert grid_tasks(cells) == ["sst2", "gsm8k"]
+
+
+def test_recipes_fix_their_p_and_run_beside_task_mix_in_one_plan(tmp_path, prepared_data):
+    from booster.pipeline.grid import plan
+
+    cfg = load_config(ExperimentConfig, write_cfg(tmp_path, tiny_config(tmp_path, prepared_data)), [
+        "methods=[sft]", "attack.ps=[0.0, 0.1]",
+        "attack.extra=[{recipe: pure_harmful, ns: [4]}, {recipe: benign, ns: [4], seeds: [0, 1]}, "
+        "{recipe: identity_shift, ns: [4], ps: [0.0]}]"])
+    assert plan(cfg) == [
+        ("sft", "sst2", 10, 0.0, 0, "task_mix"), ("sft", "sst2", 10, 0.1, 0, "task_mix"),
+        ("sft", "sst2", 4, 1.0, 0, "pure_harmful"),  # its p, whatever attack.ps says (two ps: one cell)
+        ("sft", "sst2", 4, 0.0, 0, "benign"), ("sft", "sst2", 4, 0.0, 1, "benign"),
+        ("sft", "sst2", 4, 0.0, 0, "identity_shift")]
+    only = load_config(ExperimentConfig, write_cfg(tmp_path, tiny_config(tmp_path, prepared_data)),
+                       ["methods=[sft]", "attack.recipe=pure_harmful", "attack.ps=[0.0, 0.1]"])
+    assert plan(only) == [("sft", "sst2", 10, 1.0, 0, "pure_harmful")]
 
 
 def test_missing_data_pool_fails_before_training(tmp_path, prepared_data, capsys):
@@ -708,3 +735,62 @@ def test_bf16_where_native_keeps_bf16_where_the_device_has_it(tmp_path, prepared
     assert f32.dtype_settings() == {"dtype": "float32", "align.train.mixed_precision": "no",
                                     "attack.train.mixed_precision": "no", "eval.dtype": "float32"}
     assert cfg.dtype == "bfloat16"  # a copy: the loaded config is unchanged
+
+
+@pytest.mark.integration
+def test_two_attack_recipes_run_from_one_yaml_each_in_its_own_stage(tmp_path, prepared_data, train_calls,
+                                                                    monkeypatch):
+    """task_mix (the main grid), pure_harmful and identity_shift (attack.extra) on the tiny model:
+    each attack is its own cached stage, recorded with its recipe in records, rows and protocol."""
+    from booster.data import attacks
+
+    built = []
+    real_build = attacks.build
+
+    def recording_build(data_dir, name, *a):
+        built.append((name, real_build(data_dir, name, *a)))
+        return built[-1][1]
+
+    monkeypatch.setattr(attacks, "build", recording_build)
+    cfg = tiny_config(tmp_path, prepared_data, methods=["sft"], unaligned=False)
+    cfg["attack"]["extra"] = [{"recipe": "pure_harmful", "ns": [4]}, {"recipe": "identity_shift", "ns": [4]}]
+    cfg["attack"]["train"]["max_length"] = 160  # the persona's system prompt comes before every answer
+    path = write_cfg(tmp_path, cfg)
+    run_experiment(load_config(ExperimentConfig, path), progress=False, log=lambda *_: None, judge=KeywordJudge())
+    assert train_calls == ["sft"] * 4  # one alignment, three attacks
+    data = dict(built)
+    assert [r["harmful"] for r in data["pure_harmful"]] == [True] * 4
+    system = attacks.identity_data()["system_prompt"]
+    assert [r["messages"][0] for r in data["identity_shift"]] == [{"role": "system", "content": system}] * 4
+    assert not any(r["harmful"] for r in data["identity_shift"] + data["task_mix"])
+
+    run = tmp_path / "run"
+    mix, pure, ident = json.loads((run / "summary.json").read_text())
+    assert "attack_recipe" not in mix and (mix["n"], mix["p"]) == (10, 0.0)
+    assert (pure["attack_recipe"], pure["n"], pure["p"]) == ("pure_harmful", 4, 1.0)
+    assert (ident["attack_recipe"], ident["n"], ident["p"]) == ("identity_shift", 4, 0.0)
+    keys = [r["attack_key"] for r in (mix, pure, ident)]
+    assert len(set(keys)) == 3 and mix["align_key"] == pure["align_key"] == ident["align_key"]
+    cache = tmp_path / "cache" / "attack"
+    assert sorted(p.parent.name for p in cache.glob("*/stage.json")) == sorted(keys)
+    for row, recipe, harmful in ((mix, "task_mix", 0), (pure, "pure_harmful", 4), (ident, "identity_shift", 0)):
+        record = json.loads((cache / row["attack_key"] / "stage.json").read_text())
+        assert record["recipe"] == recipe and record["recipe_definition"] == attacks.definition(recipe)
+        assert record["n_harmful"] == harmful
+    protocol = json.loads((run / "protocol.json").read_text())
+    assert list(protocol["attack_recipes"]) == ["task_mix", "pure_harmful", "identity_shift"]
+    assert protocol["attack_recipes"]["pure_harmful"]["definition"] == attacks.definition("pure_harmful")
+    histories = json.loads((run / "histories.json").read_text())["attack"]
+    assert [h.get("attack_recipe") for h in histories] == [None, "pure_harmful", "identity_shift"]
+    assert (run / "runs" / "sft-sst2-n4-p1.0-seed0-pure_harmful" / "metrics.json").is_file()
+    assert (run / "runs" / "sft-sst2-n10-p0.0-seed0" / "metrics.json").is_file()
+    report = (run / "report.md").read_text()
+    assert "## Attack `pure_harmful`" in report and "## Attack `identity_shift`" in report
+    assert "## Before and after the attack: sst2, n=10" in report and "sst2, n=4" not in report.split("## Attack")[0]
+    (run / "report.md").unlink()
+    assert main(["report", str(run)]) == 0 and (run / "report.md").read_text() == report  # read back from the files
+
+    # Each recipe's stage is cached: a rerun trains nothing.
+    train_calls.clear()
+    run_experiment(load_config(ExperimentConfig, path), progress=False, log=lambda *_: None, judge=KeywordJudge())
+    assert train_calls == []

@@ -32,14 +32,21 @@ def register(subparsers) -> None:
     p.set_defaults(func=_prepare)
 
     m = sub.add_parser(
-        "mix", help="write the user's fine-tuning set: n samples, a share p harmful",
-        description="Draw k = floor(p*n + 0.5) harmful samples from attacker_harmful and n - k from the "
-                    "task's train pool, shuffle with the seed, write FILE and FILE's .manifest.json.",
+        "mix", help="write the user's fine-tuning set by an attack recipe (default: n samples, a share p harmful)",
+        description="Write the user's fine-tuning set FILE and FILE's .manifest.json (with the recipe's "
+                    "definition). task_mix (default): k = floor(p*n + 0.5) harmful samples from "
+                    "attacker_harmful and n - k from the task's train pool, shuffled with the seed. "
+                    "pure_harmful: n attacker_harmful samples (p = 1). benign: n general instructions "
+                    "with reference answers (p = 0). identity_shift: n examples of the shipped "
+                    "obedient-persona set with its system prompt (p = 0).",
     )
+    m.add_argument("--recipe", default="task_mix",
+                   help="attack recipe: " + ", ".join(_recipes()) + " (default task_mix)")
     m.add_argument("--data", type=Path, default=None, help="prepared data folder (default: work/data)")
-    m.add_argument("--task", required=True, help="benign task: sst2, agnews or gsm8k")
+    m.add_argument("--task", default=None, help="benign task of task_mix: sst2, agnews or gsm8k")
     m.add_argument("--n", type=int, required=True, help="number of samples")
-    m.add_argument("--p", type=float, required=True, help="share of harmful samples, in [0, 1]")
+    m.add_argument("--p", type=float, default=None,
+                   help="share of harmful samples, in [0, 1] (task_mix only; the other recipes fix it)")
     m.add_argument("--seed", type=int, default=0, help="sampling and shuffling seed (default 0)")
     m.add_argument("--out", type=Path, required=True, help="output JSONL file")
     m.set_defaults(func=_mix)
@@ -48,6 +55,12 @@ def register(subparsers) -> None:
                        description="Validate FILE (messages or prompt/completion per line).")
     c.add_argument("file", type=Path)
     c.set_defaults(func=_check)
+
+
+def _recipes() -> list[str]:
+    from booster.data.attacks import ATTACKS
+
+    return list(ATTACKS)
 
 
 def _config_help() -> str:
@@ -80,11 +93,19 @@ def _prepare(args: argparse.Namespace) -> int:
 
 
 def _mix(args: argparse.Namespace) -> int:
-    from booster.data.mix import write_mix
+    from booster.data import attacks
+    from booster.errors import BoosterError
 
+    recipe = attacks.get(args.recipe)  # unknown recipe: one line listing the valid ones
+    if recipe.name == attacks.DEFAULT and (args.task is None or args.p is None):
+        raise BoosterError("data mix: --task and --p are required for recipe task_mix")
+    if recipe.p is not None and args.p is not None and args.p != recipe.p:
+        raise BoosterError(f"data mix: recipe {recipe.name} fixes p={recipe.p:g}; leave --p out")
     data = args.data if args.data is not None else default_work_dir() / "data"
-    m = write_mix(data, args.task, args.n, args.p, args.seed, args.out)
-    print(f"wrote {args.out}: {m['n']} samples, {m['k']} harmful (p={m['p']}), task {m['task']}, seed {m['seed']}")
+    m = attacks.write_mix(data, args.task, args.n, args.p, args.seed, args.out, recipe.name)
+    task = f", task {m['task']}" if m["task"] is not None else ""
+    print(f"wrote {args.out}: {m['n']} samples, {m['k']} harmful (p={m['p']}), recipe {m['recipe']}{task}, "
+          f"seed {m['seed']}")
     return 0
 
 

@@ -1,4 +1,5 @@
-"""``booster data mix``: the user's fine-tuning set of n samples, a share p of them harmful.
+"""``booster data mix``: the user's fine-tuning set of n samples, a share p of them harmful
+(the ``task_mix`` attack; the other attack recipes are in :mod:`booster.data.attacks`).
 
 Definition of p (recorded in every manifest): exactly ``k = floor(p*n + 0.5)`` samples (p·n
 rounded half up, with p read as the decimal number the user wrote, so 0.15·10 gives 2) are
@@ -10,16 +11,13 @@ without replacement from the task's train pool. With ``rng = random.Random(seed)
 
 from __future__ import annotations
 
-import json
 import math
 import random
 from decimal import ROUND_FLOOR, Decimal
 from pathlib import Path
 
-import booster
 from booster.errors import BoosterError
-from booster.io import atomic_path, sha256_text
-from booster.data.prepare import P_DEFINITION, check_folder_path, load_manifest, load_pool
+from booster.data.prepare import P_DEFINITION, load_pool  # noqa: F401 (P_DEFINITION: re-exported)
 from booster.tasks import user_task
 
 ATTACKER_POOL = "attacker_harmful"
@@ -59,40 +57,3 @@ def mix(data_dir: str | Path, task: str, n: int, p: float, seed: int = 0) -> lis
     records += [{**r, "harmful": False} for r in rng.sample(train, n - k)]
     rng.shuffle(records)
     return records
-
-
-def manifest_path(out: str | Path) -> Path:
-    """``mix.jsonl`` → ``mix.manifest.json`` (any other name gets ``.manifest.json`` added)."""
-    out = Path(out)
-    stem = out.name[: -len(".jsonl")] if out.name.endswith(".jsonl") else out.name
-    return out.with_name(stem + ".manifest.json")
-
-
-def write_mix(data_dir: str | Path, task: str, n: int, p: float, seed: int, out: str | Path) -> dict:
-    """Run :func:`mix` and write ``out`` plus its manifest atomically; return the manifest."""
-    out = Path(out)
-    for path in (out, manifest_path(out)):
-        if path.is_dir():
-            raise BoosterError(f"{path}: is a folder; --out needs a file name such as mix.jsonl")
-    check_folder_path(out.parent, out)
-    records = mix(data_dir, task, n, p, seed)
-    pools = load_manifest(data_dir)["pools"]
-    train_name = user_task(task).train_pool
-    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-    k = sum(r["harmful"] for r in records)
-    manifest = {
-        "booster_version": booster.__version__,
-        "task": task, "n": n, "p": p, "k": k, "seed": seed,
-        "p_definition": P_DEFINITION,
-        "pools": {name: {"path": pools[name]["path"], "sha256": pools[name]["sha256"]}
-                  for name in (ATTACKER_POOL, train_name)},
-        "output": {"path": out.name, "count": len(records), "harmful": k, "benign": len(records) - k,
-                   "sha256": sha256_text(text)},
-    }
-    # The data file is renamed into place first, its manifest right after; a failure before
-    # either rename leaves neither.
-    with atomic_path(manifest_path(out)) as mtmp:
-        with atomic_path(out) as tmp:
-            tmp.write_text(text, encoding="utf-8")
-            mtmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return manifest

@@ -1,5 +1,6 @@
-"""The attack stage: the user's fine-tuning on a mix of benign task data and harmful data, as
-users run it (plain SFT) or under a fine-tuning-stage defense of the provider."""
+"""The attack stage: the user's fine-tuning on the set an attack recipe draws (by default a mix
+of benign task data and harmful data; ``booster.data.attacks``), as users run it (plain SFT) or
+under a fine-tuning-stage defense of the provider."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import random
 from dataclasses import dataclass, replace
 
 from booster.config import to_dict
+from booster.data import attacks
 from booster.methods import registry
 from booster.methods.registry import Defense
 from booster.pipeline import align
@@ -17,12 +19,14 @@ from booster.pipeline.resources import measure
 
 @dataclass(frozen=True)
 class Cell:
-    """One user fine-tuning: task, n samples, share p harmful, seed."""
+    """One user fine-tuning: task, n samples, share p harmful, seed, attack recipe (the task is
+    the one evaluated; task_mix also fine-tunes on it)."""
 
     task: str
     n: int
     p: float
     seed: int
+    recipe: str = attacks.DEFAULT
 
 
 def _method(ctx: Context, defense: Defense | None):
@@ -50,13 +54,23 @@ def key(ctx: Context, aligned: StageResult | None, defense: Defense | None, cell
     """``topology``: the resolved one (``fresh`` / ``continue``, ``registry.attack_topology``), so
     that keys made before ``attack.topology: paper`` existed stay valid."""
     cfg, k = ctx.cfg, ctx.cfg.attack
-    pools = ("attacker_harmful", f"{cell.task}_train") + tuple(PROVIDER_STREAMS[s][0] for s in _provider_streams(defense))
+    # the probes read attacker_harmful whatever the recipe draws from
+    pools = ("attacker_harmful", *attacks.get(cell.recipe).pools(cell.task),
+             *(PROVIDER_STREAMS[s][0] for s in _provider_streams(defense)))
     return digest({
         "stage": "attack", "model": ctx.model_key, "dtype": cfg.dtype, "align": aligned.key if aligned else None,
         "lora": to_dict(cfg.lora), "task": cell.task, "n": cell.n, "p": cell.p, "seed": cell.seed,
         "topology": topology, "train": to_dict(k.train), "probe_samples": k.probe_samples,
         **_defense_key_fields(ctx, defense), "pools": {p: ctx.pool_hash(p) for p in pools},
+        **_recipe_key_fields(cell.recipe),
     })
+
+
+def _recipe_key_fields(recipe: str) -> dict:
+    """Nothing for the default recipe, so that keys made before recipes existed stay valid."""
+    if recipe == attacks.DEFAULT:
+        return {}
+    return {"recipe": recipe, "recipe_files": attacks.file_hashes(recipe)}
 
 
 def run(ctx: Context, aligned: StageResult | None, defense: Defense | None, cell: Cell, topology: str,
@@ -102,18 +116,18 @@ def _probes(ctx: Context, tok, user: list[dict], seed: int) -> dict:
 
 def _train(ctx: Context, k: str, aligned: StageResult | None, defense: Defense | None, cell: Cell,
            topology: str) -> StageResult:
-    from booster.data import mix
     from booster.training import encode_records
 
     t = ctx.cfg.attack.train
     work = ctx.cache.work("attack", k)
     record = {"stage": "attack", "key": k, "align": aligned.key if aligned else None, "task": cell.task,
               "n": cell.n, "p": cell.p, "seed": cell.seed, "topology": topology,
+              "recipe": cell.recipe, "recipe_definition": attacks.definition(cell.recipe),
               "finetune": defense.name if defense else registry.reference().name, "bf16_kernels": ctx.bf16_kernels}
     with measure(record):
         base, tok = ctx.base_model()
         model = _model(ctx, base, aligned, cell.seed, topology)
-        user = mix(ctx.data_dir, cell.task, cell.n, cell.p, cell.seed)
+        user = attacks.build(ctx.data_dir, cell.recipe, cell.task, cell.n, cell.p, cell.seed)
         probes = _probes(ctx, tok, user, cell.seed)
         record.update(n_harmful=sum(r["harmful"] for r in user))
         data = {"user": encode_records(tok, user, t.max_length)}
@@ -131,5 +145,5 @@ def with_adapter(ctx: Context, result: StageResult | None) -> StageResult | None
     aligned = ctx.cache.load("align", rec["align"]) if rec.get("align") else None
     found = registry.find(rec.get("finetune") or "")
     defense = found if found is not None and found.stage == "finetune" else None
-    cell = Cell(rec["task"], rec["n"], rec["p"], rec["seed"])
+    cell = Cell(rec["task"], rec["n"], rec["p"], rec["seed"], rec.get("recipe", attacks.DEFAULT))
     return align.same_key(result, run(ctx, aligned, defense, cell, rec["topology"], rebuild=True))

@@ -43,6 +43,13 @@ def _run(args) -> int:
             config = f", config {d.section}" if d.section else ""
             extra += f", attacked {d.attack_topology} under attack.topology: paper"
             print(f"{d.name}: {d.stage} stage{config}{extra}{' (the reference)' if d.reference else ''}\n    {d.paper}")
+        from booster.data import attacks
+
+        print("\nattack recipes (attack.recipe, attack.extra[].recipe), from booster.data.attacks:")
+        for name, a in attacks.ATTACKS.items():
+            p = "p from attack.ps" if a.p is None else f"p = {a.p:g}"
+            print(f"{name}: {p}{' (the default)' if name == attacks.DEFAULT else ''}; {a.reference}\n"
+                  f"    {attacks.definition(name)}")
         return 0
     if args.config is None:
         from booster.errors import BoosterError

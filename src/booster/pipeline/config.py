@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from booster.config import option, quote
+from booster.data.attacks import ATTACKS, DEFAULT as DEFAULT_RECIPE
 from booster.errors import ConfigError
 from booster.methods import registry
 from booster.methods.configs import BoosterConfig, LisaConfig, RepNoiseConfig, SafeLoRAConfig, VaccineConfig
@@ -61,6 +62,15 @@ class AlignSection:
         return self.probe_alpha if self.probe_alpha is not None else self.booster.alpha
 
 
+_RECIPE_HELP = ("attack recipe of the user's data (booster.data.attacks): " + ", ".join(ATTACKS)
+                + "; ps apply to task_mix, the others fix p (pure_harmful 1, benign and identity_shift 0)")
+
+
+def _check_recipe(where: str, recipe: str | None) -> None:
+    if recipe is not None and recipe not in ATTACKS:
+        raise ConfigError(f"{where}recipe: unknown attack recipe {quote(recipe)} (choose from {', '.join(ATTACKS)})")
+
+
 def _check_cells(where: str, tasks, ns, ps, seeds) -> None:
     if tasks is not None:
         unknown = [t for t in tasks if t not in USER_TASKS]
@@ -83,17 +93,23 @@ class ExtraRuns:
     tasks for two methods. A key left out (null) takes the main grid's value."""
 
     methods: list[str] | None = option(None, "defenses (a subset of the config's methods)")
+    recipe: str | None = option(None, _RECIPE_HELP)
     tasks: list[str] | None = option(None, "the user's tasks")
     ns: list[int] | None = option(None, "user fine-tuning set sizes")
     ps: list[float] | None = option(None, "harmful shares")
     seeds: list[int] | None = option(None, "seeds")
 
     def validate(self):
+        _check_recipe("attack.extra.", self.recipe)
         _check_cells("attack.extra.", self.tasks, self.ns, self.ps, self.seeds)
+        fixed = ATTACKS[self.recipe].p if self.recipe else None
+        if fixed is not None and self.ps is not None and any(p != fixed for p in self.ps):
+            raise ConfigError(f"attack.extra.ps: recipe {self.recipe} fixes p={fixed:g} (leave ps out)")
 
 
 @dataclass
 class AttackSection:
+    recipe: str = option(DEFAULT_RECIPE, _RECIPE_HELP)
     tasks: list[str] = option(factory=lambda: ["sst2"], help=f"the user's benign tasks: {', '.join(USER_TASKS)}")
     ns: list[int] = option(factory=lambda: [1000], help="user fine-tuning set sizes n (paper default: 1000)")
     ps: list[float] = option(factory=lambda: [0.1], help="harmful shares p to run (paper default: 0.1)")
@@ -113,6 +129,7 @@ class AttackSection:
     def validate(self):
         if not self.ps or not self.seeds or not self.ns or not self.tasks:
             raise ConfigError("tasks, ns, ps and seeds must not be empty")
+        _check_recipe("attack.", self.recipe)
         _check_cells("", self.tasks, self.ns, self.ps, self.seeds)
 
 

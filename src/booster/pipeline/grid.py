@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from booster.data.attacks import DEFAULT as DEFAULT_RECIPE
 from booster.methods import registry
 from booster.pipeline.cells import grid_tasks, method_cells, plan
 from booster.pipeline.config import ExperimentConfig
@@ -49,12 +50,14 @@ def check_config(cfg: ExperimentConfig) -> None:
 
 def check_pools(cfg: ExperimentConfig, manifest: dict | None = None) -> None:
     """Every pool the grid reads must exist before the first step of training."""
-    from booster.data import load_manifest
+    from booster.data import attacks, load_manifest
 
     data_dir = Path(cfg.data.dir)
     manifest = load_manifest(data_dir) if manifest is None else manifest
-    tasks = grid_tasks(plan(cfg))
+    cells = plan(cfg)
+    tasks = grid_tasks(cells)
     needed = ["alignment", "attacker_harmful"] + [f"{t}_train" for t in tasks]
+    needed += [pool for _, t, _, _, _, r in cells for pool in attacks.get(r).pools(t)]
     for method in cfg.methods:  # the provider's data every stage of every method reads
         for d in filter(None, vars(registry.chain(method)).values()):
             needed += [PROVIDER_STREAMS[s][0] for s in d.streams if s in PROVIDER_STREAMS]
@@ -62,6 +65,10 @@ def check_pools(cfg: ExperimentConfig, manifest: dict | None = None) -> None:
         needed += [t.pool for t, _ in eval_tasks(cfg, task)]
     for name in dict.fromkeys(needed):
         pool_sha256(manifest, data_dir, name)
+    # every recipe's n fits the records it draws from (an error names the recipe and n)
+    src = attacks.Sources(data_dir)
+    for task, n, p, recipe in dict.fromkeys((c[1], c[2], c[3], c[5]) for c in cells):
+        attacks.check_size(src, recipe, task, n, p)
 
 
 def warn_slow_dtype(cfg: ExperimentConfig, device=None) -> None:
@@ -163,7 +170,7 @@ class Grid:
             mb = rows.metrics(before, task)
             self.log(f"{method} ({chain.align.name}-aligned), before attack: {rows.line(mb)}")
             for cell in cells:
-                bar.set_description(f"{method} {task} n={cell.n} p={cell.p} seed={cell.seed}")
+                bar.set_description(f"{method} {task} n={cell.n} p={cell.p} seed={cell.seed}{recipe_tag(cell)}")
                 self.cell(method, chain, aligned, cell, mb)
                 bar.update(1)
 
@@ -178,12 +185,18 @@ class Grid:
         evals = evaluate.run(ctx, evaluate.ModelState(aligned, attacked, repaired), cell.task)
         self.keep(attacked, *([repaired] if repaired else []), *evals.values())
         m = rows.metrics(evals, cell.task, self.ctx.cfg.eval.extra_tasks)
-        self.log(f"{method} {cell.task} n={cell.n} p={cell.p} seed={cell.seed}: {rows.line(m)}")
-        self.histories["attack"].append({"method": method, "task": cell.task, "n": cell.n, "p": cell.p,
-                                         "seed": cell.seed,
-                                         "history": json.loads((attacked.path / "history.json").read_text())})
+        self.log(f"{method} {cell.task} n={cell.n} p={cell.p} seed={cell.seed}{recipe_tag(cell)}: {rows.line(m)}")
+        run = {"method": method, "task": cell.task, "n": cell.n, "p": cell.p, "seed": cell.seed}
+        if cell.recipe != DEFAULT_RECIPE:  # absent for the default, so older histories read the same
+            run["attack_recipe"] = cell.recipe
+        self.histories["attack"].append({**run, "history": json.loads((attacked.path / "history.json").read_text())})
         self.rows.append(rows.attacked(method, chain, cell, topology, mb, m, aligned, attacked,
                                        repaired, registry.reference().name))
         if ctx.state.is_main_process:
-            rundir.copy_run(Path(ctx.cfg.run_dir()) / "runs" /
-                            f"{method}-{cell.task}-n{cell.n}-p{cell.p}-seed{cell.seed}", attacked, evals, repaired)
+            name = f"{method}-{cell.task}-n{cell.n}-p{cell.p}-seed{cell.seed}{recipe_tag(cell, '-')}"
+            rundir.copy_run(Path(ctx.cfg.run_dir()) / "runs" / name, attacked, evals, repaired)
+
+
+def recipe_tag(cell, sep: str = " ") -> str:
+    """The attack recipe in names and log lines; nothing for the default one."""
+    return "" if cell.recipe == DEFAULT_RECIPE else f"{sep}{cell.recipe}"

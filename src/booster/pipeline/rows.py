@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from booster.data.attacks import DEFAULT as DEFAULT_RECIPE
 from booster.methods.registry import Chain
 from booster.pipeline.attack import Cell
 from booster.pipeline.cache import StageResult
@@ -60,6 +61,8 @@ def attacked(method: str, chain: Chain, cell: Cell, topology: str, mb: dict, m: 
            "attack_seconds": attack.record["seconds"], "attack_peak_rss_mb": attack.record["peak_rss_mb"],
            # which kernels ran bf16 in the attack (absent in records older than the field)
            "bf16_kernels": attack.record.get("bf16_kernels")}
+    if cell.recipe != DEFAULT_RECIPE:  # absent for task_mix, so rows of older grids stay as they were
+        row["attack_recipe"] = cell.recipe
     if repaired is not None:  # absent otherwise, so rows without a repair stay as they were
         row.update(repair=chain.post.name, repair_key=repaired.key, repair_seconds=repaired.record["seconds"],
                    repair_peak_rss_mb=repaired.record["peak_rss_mb"])

@@ -27,6 +27,7 @@ def protocol(ctx: Context, stage_records: list[dict]) -> dict:
                  "seed": manifest.get("seed"),
                  "pools": {k: {"count": v["count"], "sha256": v["sha256"]} for k, v in manifest["pools"].items()}},
         "p_definition": P_DEFINITION,
+        "attack_recipes": recipes(cfg),
         "lora": to_dict(cfg.lora),
         "attack_topology": cfg.attack.topology,
         "decoding": decoding_settings(cfg.eval.max_new_tokens, cfg.eval.batch_size),
@@ -34,6 +35,14 @@ def protocol(ctx: Context, stage_records: list[dict]) -> dict:
         "harmful_prompts": cfg.eval.prompts,
         "stages": stage_records,
     }
+
+
+def recipes(cfg) -> dict:
+    """The attack recipes the grid runs, each with its definition (booster.data.attacks)."""
+    from booster.data import attacks
+    from booster.pipeline.cells import plan
+
+    return {r: attacks.describe(r) for r in dict.fromkeys(c[5] for c in plan(cfg))}
 
 
 def write(ctx: Context, out: Path, kept: list[StageResult], rows: list[dict], histories: dict, log) -> dict:

@@ -19,7 +19,7 @@ NAMES = ("summary", "histories", "protocol")
 # Keys a summary row may carry, by the type the report reads them as (None is always allowed:
 # a metric that was not measured, e.g. hs before a judge ran).
 _TEXT = ("method", "task", "align_method", "finetune", "topology", "align_key", "attack_key", "bf16_kernels",
-         "judge_sha256", "stage", "repair", "repair_key")
+         "judge_sha256", "stage", "repair", "repair_key", "attack_recipe")
 _INTEGER = ("n", "seed", "hs_prompts")
 _NUMBER = ("p", "hs", "hs_plus", "fa", "hs_before_attack", "fa_before_attack", "refusal_rate", "over_refusal",
            "over_refusal_before_attack", "align_seconds", "align_peak_rss_mb", "attack_seconds",

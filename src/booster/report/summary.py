@@ -260,6 +260,8 @@ def detail_table(rows: list[dict]) -> list[list[str]]:
     # each model's HS beside its over-refusal and FA: before the attack, then after it
     keys = ["method", "task", "n", "p", "seed", "hs_before_attack", "over_refusal_before_attack", "fa_before_attack",
             "hs", "hs_plus", "over_refusal", "fa", "refusal_rate"]
+    if any(r.get("attack_recipe") for r in rows):  # a grid with other attacks than task_mix
+        keys.insert(keys.index("seed") + 1, "attack_recipe")
     def fmt(key, v):
         if v is None:
             return "–"
@@ -548,6 +550,18 @@ def _group_markdown(out: Path, rows: list[dict], histories: dict, task: str, n: 
     return md
 
 
+def _recipe_markdown(rows: list[dict], recipe: str, protocol: dict, jnote: str) -> list[str]:
+    """The section of one attack recipe other than task_mix: its definition, and per (task, n)
+    every model before and after that attack (the recipe fixes p: one column, no plots)."""
+    attacked = [r for r in rows if r.get("attack_recipe") == recipe]
+    about = _dig(protocol, "attack_recipes", recipe, "definition", default=None)
+    md = [f"## Attack `{recipe}`", ""] + ([f"Definition: {about}", ""] if about else [])
+    for task, n in groups(attacked):
+        md += [f"### Before and after the attack `{recipe}`: {task}, n={n}", "",
+               _markdown(before_after_table(attacked + _references(rows, task), task, n)), ""]
+    return md + [jnote, ""]
+
+
 def write_report(out: Path, rows: list[dict], histories: dict, protocol: dict) -> None:
     """report.md, report.html (rendered from the same Markdown) and the plots, into ``out``.
     ``rows``/``histories``/``protocol`` as ``booster run`` writes them (see booster.report.load
@@ -561,14 +575,22 @@ def write_report(out: Path, rows: list[dict], histories: dict, protocol: dict) -
     md = [f"# {name}", "", _intro(protocol, judge), ""]
     warned = _warnings_block(rows)
     md += warned + [("" if warned else "No warnings. ") + flattery_rule(), ""]
-    for task, n in groups(rows):
-        md += _group_markdown(out, rows, histories, task, n, jnote, _diagnostic_alpha(protocol))
-    if plot_alignment_diagnostics(histories, _diagnostic_alpha(protocol), out / "align_diagnostics.png"):
+    # task_mix rows (no attack_recipe) get the per-p sections; every other recipe its own section
+    mixes = [r for r in rows if not r.get("attack_recipe")]
+    mix_histories = {**histories, "attack": [h for h in histories.get("attack", []) if not h.get("attack_recipe")]}
+    alpha = _diagnostic_alpha(protocol)
+    for task, n in groups(mixes):
+        md += _group_markdown(out, mixes, mix_histories, task, n, jnote, alpha)
+    for recipe in dict.fromkeys(r["attack_recipe"] for r in rows if r.get("attack_recipe")):
+        md += _recipe_markdown(rows, recipe, protocol, jnote)
+    if plot_alignment_diagnostics(histories, alpha, out / "align_diagnostics.png"):
         title = "Alignment diagnostics: held-out harmful loss and its reduction after one normalised step"
         md += [f"## {title}", "", f"![{title}](align_diagnostics.png)", "",
                "Measured every `align.train.probe_every` steps on held-out provider harmful examples, for "
                "every alignment method alike; Booster's regulariser is the right-hand quantity times λ.", ""]
-    cost = cost_table(rows)
+    # costs compare like with like: the task_mix runs when the grid has some (other recipes draw
+    # other amounts of data per step)
+    cost = cost_table(mixes if any(r.get("p") is not None for r in mixes) else rows)
     if len(cost) > 1:
         md += ["## Cost of each defense's stage, relative to SFT", "", _markdown(cost), "",
                "Wall time and peak resident memory of the stages as this grid ran them: thread count and machine "
