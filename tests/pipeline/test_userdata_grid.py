@@ -94,6 +94,8 @@ def test_the_five_defenses_run_from_one_yaml_with_their_reports(five):
         assert len(_trained(rec, rows["modfilter" if report is mf else "saft"])) == report["n_kept"]
     assert mf["judge"] == "minilm-judge" and mf["survey_beaver_dam"]["leakage_pct"] == 7.71
     assert sa["n_removed"] == 2 and sa["threshold"] is not None  # share 0.2 of 10
+    for m in ("modfilter", "safeinstr", "bea", "saft"):  # every kept record fits max_length 128 here
+        assert rows[m]["user_data"]["n_encoded"] == len(_trained(rec, rows[m]))
     si = rows["safeinstr"]["user_data"]
     assert si["safety_added"] == 2 and len(_trained(rec, rows["safeinstr"])) == 12
     stage = json.loads((tmp / "cache" / "attack" / rows["saft"]["attack_key"] / "stage.json").read_text())
@@ -172,3 +174,25 @@ def test_bad_defense_configs_fail_before_training(tmp_path, prepared_data, capsy
     # and the run itself stops before its first stage
     assert main(["run", str(path), override]) == 2
     assert not (tmp_path / "cache" / "align").exists()
+
+
+@pytest.mark.integration
+def test_a_filter_that_removes_the_whole_file_trains_nothing_and_serves_the_aligned_model(
+        tmp_path, prepared_data, monkeypatch):
+    """The filter's judge is the evaluation's (the keyword judge: every answer that is not a
+    refusal is flagged), so the whole file goes: no attack step, the LoRA stays zero."""
+    from safetensors.torch import load_file
+
+    rec = Recorder(monkeypatch)
+    cfg = grid_config(tmp_path, prepared_data, ["modfilter"], modfilter={"judge": "answer-judge"})
+    run_experiment(load_config(ExperimentConfig, write_cfg(tmp_path, cfg)), progress=False, log=lambda *_: None,
+                   judge=KeywordJudge())
+    row = json.loads((tmp_path / "run" / "summary.json").read_text())[0]
+    assert row["user_data"]["n_kept"] == 0 and row["user_data"]["judge"] == "test-keyword-judge"
+    assert row["user_data"]["leakage_pct"] == 0.0 and row["user_data"]["false_removal_pct"] == 100.0
+    assert [work for work, _ in rec.trained] == []  # the attack never reached the loop (align has no user stream)
+    stage = tmp_path / "cache" / "attack" / row["attack_key"]
+    assert json.loads((stage / "stage.json").read_text())["trained"] is False
+    assert all(not t.any() for k, t in load_file(stage / "adapter" / "adapter_model.safetensors").items()
+               if ".lora_B." in k)
+    assert row["hs"] is not None

@@ -198,6 +198,8 @@ def _train(ctx: Context, k: str, aligned: StageResult | None, defense: Defense |
             user, record["user_data"] = defense.prepare_data(registry.config_of(defense, ctx.cfg), user,
                                                              _view(ctx, tok, model, cell))
         data = {"user": encode_records(tok, user, t.max_length)}
+        if "user_data" in record:  # what max_length left of the transformed file (an answer cut away drops a record)
+            record["user_data"]["n_encoded"] = len(data["user"])
         for s in _provider_streams(defense):
             data[s] = encode_records(tok, ctx.provider_stream(s), t.max_length)
         if data["user"]:
