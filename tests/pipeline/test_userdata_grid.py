@@ -196,3 +196,17 @@ def test_a_filter_that_removes_the_whole_file_trains_nothing_and_serves_the_alig
     assert all(not t.any() for k, t in load_file(stage / "adapter" / "adapter_model.safetensors").items()
                if ".lora_B." in k)
     assert row["hs"] is not None
+
+
+@pytest.mark.integration
+def test_bench_methods_times_the_data_transform_once_per_request(tmp_path, prepared_data):
+    cfg = grid_config(tmp_path, prepared_data, ["sft", "saft", "ptst"])
+    out = tmp_path / "methods.json"
+    assert main(["bench", "methods", str(write_cfg(tmp_path, cfg)), "--methods", "saft,ptst", "--steps", "1",
+                 "--out", str(out)]) == 0
+    rows = {r["method"]: r for r in json.loads(out.read_text())["rows"]}
+    assert set(rows) == {"sft", "saft", "ptst"} and all(r["stage"] == "attack" for r in rows.values())
+    saft = rows["saft"]
+    assert saft["prepare_seconds"] > 0 and saft["prepare_peak_rss_mb"] > 0
+    assert saft["prepare_in_sft_steps"] == round(saft["prepare_seconds"] / rows["sft"]["seconds_per_step"], 2)
+    assert "prepare_seconds" not in rows["ptst"] and "prepare_seconds" not in rows["sft"]  # nothing to transform

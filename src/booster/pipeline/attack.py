@@ -138,7 +138,8 @@ def eval_prompts(ctx: Context) -> frozenset[str]:
     return frozenset(prompt_text(r) for name in names for r in ctx.pool(name))
 
 
-def _view(ctx: Context, tok, model, cell: Cell) -> DataView:
+def data_view(ctx: Context, tok, model, cell: Cell) -> DataView:
+    """The provider's side as the defense of one cell sees it (``model``: before fine-tuning)."""
     judges: dict = {}
 
     def judge(spec: str):
@@ -196,7 +197,7 @@ def _train(ctx: Context, k: str, aligned: StageResult | None, defense: Defense |
             if defense.check_user_data is not None:
                 defense.check_user_data(registry.config_of(defense, ctx.cfg), user)
             user, record["user_data"] = defense.prepare_data(registry.config_of(defense, ctx.cfg), user,
-                                                             _view(ctx, tok, model, cell))
+                                                             data_view(ctx, tok, model, cell))
         data = {"user": encode_records(tok, user, t.max_length)}
         if "user_data" in record:  # what max_length left of the transformed file (an answer cut away drops a record)
             record["user_data"]["n_encoded"] = len(data["user"])
