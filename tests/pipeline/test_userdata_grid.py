@@ -210,3 +210,26 @@ def test_bench_methods_times_the_data_transform_once_per_request(tmp_path, prepa
     assert saft["prepare_seconds"] > 0 and saft["prepare_peak_rss_mb"] > 0
     assert saft["prepare_in_sft_steps"] == round(saft["prepare_seconds"] / rows["sft"]["seconds_per_step"], 2)
     assert "prepare_seconds" not in rows["ptst"] and "prepare_seconds" not in rows["sft"]  # nothing to transform
+
+
+def test_the_filters_judge_enters_the_attack_key_by_content(tmp_path, prepared_data):
+    """Same spec, another judge behind it: another attack; the plain attack's key is unmoved."""
+    from booster.methods import registry
+    from booster.pipeline import attack
+    from booster.pipeline.cache import StageResult
+    from booster.pipeline.context import Context
+
+    class OtherJudge(KeywordJudge):
+        def identity(self):
+            return {"name": "other", "sha256": "2" * 64}
+
+    cfg = load_config(ExperimentConfig, write_cfg(tmp_path, grid_config(
+        tmp_path, prepared_data, ["sft", "modfilter"], modfilter={"judge": "answer-judge"})))
+    aligned = StageResult("align", "a" * 16, tmp_path, {})
+    cell = attack.Cell("sst2", 10, 0.3, 0)
+    keys = []
+    for judge in (KeywordJudge(), OtherJudge()):
+        ctx = Context(cfg, judge=judge)
+        keys.append((attack.key(ctx, aligned, None, cell, "fresh"),
+                     attack.key(ctx, aligned, registry.get("modfilter"), cell, "fresh")))
+    assert keys[0][0] == keys[1][0] and keys[0][1] != keys[1][1]

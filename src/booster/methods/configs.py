@@ -174,6 +174,10 @@ class ModFilterConfig:
         if self.threshold is not None:
             _share("threshold", self.threshold)
 
+    def judges(self) -> tuple[str, ...]:
+        """The judges the defense loads (their identities enter the attack's key)."""
+        return (self.judge,)
+
 
 @dataclass
 class SafeInstrConfig:

@@ -69,8 +69,9 @@ class Defense:
     as the provider transforms it before fine-tuning (filtered, or with its own examples mixed
     in); ``view`` is what the provider may use (``booster.pipeline.attack.DataView``: tokenizer,
     the model before fine-tuning, judges, its pools, the evaluation prompts, the seed). The report
-    (counts, leakage, trigger, ...) goes into the attack record and the summary row. None: the
-    file is trained on as it is."""
+    (counts, leakage, trigger, ...) goes into the attack record and the summary row. The config
+    enters the attack key; a config with ``judges() -> specs`` adds those judges' identities.
+    None: the file is trained on as it is."""
     eval_system_prompt: Callable[..., Any] | None = None
     """finetune: ``eval_system_prompt(config, attack_record) -> str | None``, the system prompt the
     provider puts in front of every evaluation prompt of the attacked model (a safety prompt, a

@@ -11,7 +11,7 @@ from booster.config import to_dict
 from booster.methods import registry
 from booster.methods.registry import Defense
 from booster.pipeline import align
-from booster.pipeline.cache import StageResult, digest
+from booster.pipeline.cache import StageResult, digest, key_identity
 from booster.pipeline.context import PROVIDER_STREAMS, Context
 from booster.pipeline.resources import measure
 
@@ -45,9 +45,13 @@ def _defense_key_fields(ctx: Context, defense: Defense | None) -> dict:
     n_align = ctx.cfg.align.samples if "align" in defense.streams else None
     fields = {"finetune": defense.name, defense.name: to_dict(_method(ctx, defense).config),
               f"{defense.name}_align_samples": n_align}
-    if defense.prepare_data is not None:  # the data transform's config (and the pools it may draw from)
-        fields[f"{defense.name}_data"] = to_dict(registry.config_of(defense, ctx.cfg))
+    if defense.prepare_data is not None:  # the data transform's config, the pools and judges it may use
+        config = registry.config_of(defense, ctx.cfg)
+        fields[f"{defense.name}_data"] = to_dict(config)
         fields[f"{defense.name}_pools"] = {p: ctx.pool_hash(p) for p in _provider_pools()}
+        judges = getattr(config, "judges", lambda: ())()
+        if judges:  # by content (weights hash, threshold), as the evaluation's judge enters its key
+            fields[f"{defense.name}_judges"] = {s: key_identity(ctx.judge_for(s).identity()) for s in judges}
     return fields
 
 
@@ -140,18 +144,7 @@ def eval_prompts(ctx: Context) -> frozenset[str]:
 
 def data_view(ctx: Context, tok, model, cell: Cell) -> DataView:
     """The provider's side as the defense of one cell sees it (``model``: before fine-tuning)."""
-    judges: dict = {}
-
-    def judge(spec: str):
-        if spec == ctx.cfg.eval.judge and ctx.judge() is not None:
-            return ctx.judge()  # the loaded evaluation judge (or the one a caller passed in)
-        if spec not in judges:
-            from booster.evaluation.judges import load_judge
-
-            judges[spec] = load_judge(spec, device=ctx.device)
-        return judges[spec]
-
-    return DataView(tokenizer=tok, model=lambda: model, judge=judge, pool=ctx.pool, eval_prompts=eval_prompts(ctx),
+    return DataView(tokenizer=tok, model=lambda: model, judge=ctx.judge_for, pool=ctx.pool, eval_prompts=eval_prompts(ctx),
                     seed=cell.seed, max_length=ctx.cfg.attack.train.max_length)
 
 
