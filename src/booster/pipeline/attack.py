@@ -144,8 +144,8 @@ def eval_prompts(ctx: Context) -> frozenset[str]:
 
 def data_view(ctx: Context, tok, model, cell: Cell) -> DataView:
     """The provider's side as the defense of one cell sees it (``model``: before fine-tuning)."""
-    return DataView(tokenizer=tok, model=lambda: model, judge=ctx.judge_for, pool=ctx.pool, eval_prompts=eval_prompts(ctx),
-                    seed=cell.seed, max_length=ctx.cfg.attack.train.max_length)
+    return DataView(tokenizer=tok, model=lambda: model, judge=ctx.judge_for, pool=ctx.pool,
+                    eval_prompts=eval_prompts(ctx), seed=cell.seed, max_length=ctx.cfg.attack.train.max_length)
 
 
 def user_data(data_dir, cell: Cell) -> list[dict]:
@@ -186,9 +186,9 @@ def _train(ctx: Context, k: str, aligned: StageResult | None, defense: Defense |
         user = user_data(ctx.data_dir, cell)
         probes = _probes(ctx, tok, user, cell.seed)  # on the user's file as uploaded, for every defense alike
         record.update(n_harmful=sum(r["harmful"] for r in user))
+        if defense is not None and defense.check_user_data is not None:  # as `booster run` checked at its start
+            defense.check_user_data(registry.config_of(defense, ctx.cfg), user)
         if defense is not None and defense.prepare_data is not None:
-            if defense.check_user_data is not None:
-                defense.check_user_data(registry.config_of(defense, ctx.cfg), user)
             user, record["user_data"] = defense.prepare_data(registry.config_of(defense, ctx.cfg), user,
                                                              data_view(ctx, tok, model, cell))
         data = {"user": encode_records(tok, user, t.max_length)}
