@@ -77,7 +77,7 @@ def test_attack_topology_under_paper_is_each_rows_own_and_an_entry_may_set_it():
     # the papers: Booster attacks its alignment LoRA itself; the others merge it and train a new one
     assert {d.name: d.attack_topology for d in registry.DEFENSES} == {
         "sft": "fresh", "booster": "continue", "vaccine": "fresh", "repnoise": "fresh", "lisa": "fresh",
-        "safelora": "fresh"}
+        "safelora": "fresh", "modfilter": "fresh", "safeinstr": "fresh", "ptst": "fresh", "bea": "fresh", "saft": "fresh"}
     assert all(d.attack_topology == "fresh" for d in registry.DEFENSES if d.stage == "post")
     assert [registry.attack_topology(m, "paper") for m in ("sft", "booster", "lisa")] == ["fresh", "continue", "fresh"]
     assert [registry.attack_topology(m, "fresh") for m in ("sft", "booster")] == ["fresh", "fresh"]

@@ -335,8 +335,11 @@ def test_bench_methods_measures_every_method_against_sft_of_its_stage(tmp_path, 
     assert main(["bench", "methods", str(write_cfg(tmp_path, cfg)), "--steps", "2", "--out", str(out)]) == 0
     result = json.loads(out.read_text())
     cells = [(r["method"], r["stage"]) for r in result["rows"]]
+    from booster.methods import registry
+
+    # every trainable row by default (the fine-tuning-stage ones after Lisa: issue 15's data and prompt defenses)
     assert cells == [("sft", "align"), ("booster", "align"), ("vaccine", "align"), ("repnoise", "align"),
-                     ("sft", "attack"), ("lisa", "attack")]
+                     ("sft", "attack"), ("lisa", "attack")] + [(m, "attack") for m in registry.names("finetune")[1:]]
     for r in result["rows"]:
         assert r["seconds_per_step"] > 0 and r["steps"] == 2
         assert r["peak_rss_mb"] > 0

@@ -4,7 +4,8 @@ Each method trains a fresh LoRA for a few optimizer steps through the real train
 (``booster.training.train``) with the config's batch size, sequence length, precision and
 hyperparameters; the alignment-stage methods (SFT, Booster, Vaccine, RepNoise) on the
 alignment (and provider-harmful) data, the fine-tuning-stage ones (SFT as the user runs it,
-Lisa) on the user's p-mix. Each method runs in a fresh process: one warm-up step, then the timed
+Lisa, and the defenses that transform the user's file, whose transform is timed once on its own:
+``prepare_seconds``, ``prepare_peak_rss_mb``, ``prepare_in_sft_steps``) on the user's p-mix. Each method runs in a fresh process: one warm-up step, then the timed
 steps, with the peak resident memory reset in between (``/proc/self/clear_refs``), so each
 method's peak is its own. Ratios are taken against SFT of the same stage, measured in the same process.
 """
@@ -51,6 +52,8 @@ def bench_methods(cfg: ExperimentConfig, methods: list[str], steps: int, *, task
     for row in rows:
         ref_row = next(r for r in rows if r["method"] == ref and r["stage"] == row["stage"])
         row["time_over_sft"] = round(row["seconds_per_step"] / ref_row["seconds_per_step"], 2)
+        if "prepare_seconds" in row:  # the data transform, once per request, in SFT steps of this config
+            row["prepare_in_sft_steps"] = round(row["prepare_seconds"] / ref_row["seconds_per_step"], 2)
         if row["peak_rss_mb"] and ref_row["peak_rss_mb"]:
             row["peak_memory_over_sft"] = round(row["peak_rss_mb"] / ref_row["peak_rss_mb"], 2)
             if row["rss_before_mb"] and ref_row["rss_before_mb"]:
@@ -73,6 +76,7 @@ def _cell(cfg: ExperimentConfig, method: str, stage: str, steps: int, task: str,
     from booster.hardware import bf16_products
     from booster.methods import SFT, SFTConfig
     from booster.models.adapters import attach_lora
+    from booster.pipeline.attack import Cell
     from booster.pipeline.context import Context
     from booster.training import encode_records, train
 
@@ -83,8 +87,12 @@ def _cell(cfg: ExperimentConfig, method: str, stage: str, steps: int, task: str,
     base, tok = ctx.base_model()
     model = attach_lora(base, cfg.lora, seed=train_cfg.seed)
     streams = {s: encode_records(tok, ctx.provider_stream(s), train_cfg.max_length) for s in ("align", *defense.streams)}
+    prepare: dict = {}
     if stage == "attack":
-        streams["user"] = encode_records(tok, mix(ctx.data_dir, task, n, p, 0), train_cfg.max_length)
+        user = mix(ctx.data_dir, task, n, p, 0)
+        if defense.stage == "finetune" and defense.prepare_data is not None:
+            user = _prepare(ctx, defense, cfg, tok, model, user, Cell(task, n, p, 0), prepare)
+        streams["user"] = encode_records(tok, user, train_cfg.max_length)
 
     def runner():  # a fresh method each time: a stateful one (Lisa's cycle) starts at step 0
         if stage == "attack" and defense.stage != "finetune":
@@ -101,4 +109,17 @@ def _cell(cfg: ExperimentConfig, method: str, stage: str, steps: int, task: str,
             train(model, runner(), streams, train_cfg, pad_id=tok.pad_token_id, progress=False)
     return {"method": method, "stage": stage, "steps": steps, "seconds_per_step": round(record["seconds"] / steps, 3),
             "peak_rss_mb": record["peak_rss_mb"], "bf16_kernels": ctx.bf16_kernels,
-            "rss_before_mb": round(before, 1) if before else None}
+            "rss_before_mb": round(before, 1) if before else None, **prepare}
+
+
+def _prepare(ctx, defense, cfg, tok, model, user: list[dict], cell, out: dict) -> list[dict]:
+    """The defense's transform of the user's file, timed once per request (``out``: its seconds
+    and memory peak, which the per-step numbers do not include)."""
+    from booster.pipeline.attack import data_view
+
+    view = data_view(ctx, tok, model, cell)
+    record: dict = {}
+    with measure(record):
+        user, _ = defense.prepare_data(registry.config_of(defense, cfg), user, view)
+    out.update(prepare_seconds=record["seconds"], prepare_peak_rss_mb=record["peak_rss_mb"])
+    return user

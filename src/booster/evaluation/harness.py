@@ -76,10 +76,18 @@ def judge_rows(task: Task, rows: list[dict], metrics: dict, judge) -> None:
     metrics.update(hs=percent(flags), hs_plus=percent([f or row["incoherent"] for f, row in zip(flags, rows)]))
 
 
+def with_system(conversation: list[dict], system: str | None) -> list[dict]:
+    """``conversation`` with ``system`` as its system prompt, replacing any it had (None: as it is)."""
+    if system is None:
+        return conversation
+    return [{"role": "system", "content": system}] + [m for m in conversation if m["role"] != "system"]
+
+
 def answer_task(model, tokenizer, task: Task, records: list[dict], *, max_new_tokens: int, batch_size: int,
-                progress: bool = True):
-    """Greedy answers of an in-memory model to one task's prompts (``Generation`` objects)."""
-    return generate(model, tokenizer, [prompt_of(r) for r in records],
+                progress: bool = True, system: str | None = None):
+    """Greedy answers of an in-memory model to one task's prompts (``Generation`` objects);
+    ``system``: a system prompt put in front of each (a provider's safety prompt or trigger)."""
+    return generate(model, tokenizer, [with_system(prompt_of(r), system) for r in records],
                     max_new_tokens=task.max_new_tokens or max_new_tokens, batch_size=batch_size,
                     desc=task.name, progress=progress)
 

@@ -137,3 +137,126 @@ class SafeLoRAConfig:
                               f"got {quote(self.threshold)}")
         if isinstance(self.num_layers, bool) or not isinstance(self.num_layers, int) or self.num_layers < 0:
             raise ConfigError(f"num_layers must be an integer >= 0, got {quote(self.num_layers)}")
+
+
+# -- fine-tuning-stage defenses that act on the user's data and the inference prompt (issue 15) --
+
+def _share(name: str, value) -> None:
+    """A share/ratio: a number in [0, 1]."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not (number and 0 <= value <= 1):
+        raise ConfigError(f"{name} must be a number in [0, 1], got {quote(value)}")
+
+
+def _count(name: str, value, minimum: int = 0) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {quote(value)}")
+
+
+@dataclass
+class ModFilterConfig:
+    """Moderation filtering of the user's file before fine-tuning (the survey's "data filtering"
+    defense, e.g. a moderation model such as beaver-dam); the method is ``booster.methods.modfilter``."""
+
+    judge: str = option("answer-judge", "moderation judge scoring each (prompt, answer) of the user's file: "
+                                        "'answer-judge' (the committed default judge), 'minilm-judge', a judge "
+                                        "folder or a listed hub id such as PKU-Alignment/beaver-dam-7b "
+                                        "(any spec of booster.evaluation.judges.load_judge)")
+    threshold: float | None = option(None, "flag a sample when its harmful probability is >= this "
+                                           "(null: the judge's own calibrated threshold)")
+
+    def validate(self):
+        from booster.evaluation.judges.registry import judge_spec_problem  # torch-free
+
+        problem = judge_spec_problem(self.judge)
+        if problem:
+            raise ConfigError(f"judge: {problem}")
+        if self.threshold is not None:
+            _share("threshold", self.threshold)
+
+    def judges(self) -> tuple[str, ...]:
+        """The judges the defense loads (their identities enter the attack's key)."""
+        return (self.judge,)
+
+
+@dataclass
+class SafeInstrConfig:
+    """Alignment-data mixing (SafeInstr: Bianchi et al., "Safety-Tuned LLaMAs: Lessons From
+    Improving the Safety of Large Language Models that Follow Instructions", ICLR 2024,
+    arXiv:2309.07875); the method is ``booster.methods.safeinstr``."""
+
+    ratio: float = option(0.03, "safety samples added per user sample: k = floor(ratio·n + 0.5) provider "
+                                "alignment samples for a user file of n (paper: 'adding just 3% safety "
+                                "examples', i.e. a few hundred to 20,000 instructions)")
+    count: int | None = option(None, "a fixed number k of safety samples instead of the ratio (null: use ratio)")
+
+    def validate(self):
+        _share("ratio", self.ratio)
+        if self.count is not None:
+            _count("count", self.count)
+
+
+# Written for this toolkit (PTST's paper evaluates with Llama-2-chat's own system prompt and
+# variants of it; this text states the same intent in a sentence).
+PTST_SYSTEM_PROMPT = ("You are a helpful and safe assistant. Answer the user's requests helpfully, "
+                      "but refuse any request that could cause harm to people, break the law, or help "
+                      "someone do something dangerous, and say briefly why you refuse.")
+
+
+@dataclass
+class PTSTConfig:
+    """Pure Tuning, Safe Testing (Lyu et al., "Keeping LLMs Aligned After Fine-tuning: The Crucial
+    Role of Prompt Templates", NeurIPS 2024, arXiv:2402.18540); the method is ``booster.methods.ptst``."""
+
+    system_prompt: str = option(PTST_SYSTEM_PROMPT, "safety system prompt of every evaluation prompt "
+                                "(fine-tuning uses the user's template without it); default: written for this "
+                                "toolkit, see booster.methods.ptst")
+
+    def validate(self):
+        if not self.system_prompt.strip():
+            raise ConfigError("system_prompt must not be empty")
+
+
+@dataclass
+class BEAConfig:
+    """Backdoor Enhanced Safety Alignment (Wang et al., "Mitigating Fine-tuning based Jailbreak
+    Attack with Backdoor Enhanced Safety Alignment", NeurIPS 2024, arXiv:2402.14968); the method
+    is ``booster.methods.bea``."""
+
+    examples: int = option(11, "provider safety examples with the secret trigger as their system prompt, "
+                               "mixed into the user's file (paper: 11)")
+    trigger_words: int = option(10, "length of the secret trigger in random pseudo-words (paper: random "
+                                    "tokens; 10 words, about 30 SmolLM2 tokens, leave room for the answer "
+                                    "under max_length 128)")
+    trigger_seed: int = option(0, "seed of the random trigger (the trigger is recorded with the attack)")
+    trigger: str | None = option(None, "a fixed trigger instead of a random one (null: drawn from trigger_seed)")
+
+    def validate(self):
+        _count("examples", self.examples, 1)
+        _count("trigger_words", self.trigger_words, 1)
+        _count("trigger_seed", self.trigger_seed)
+        if self.trigger is not None and not self.trigger.strip():
+            raise ConfigError("trigger must not be empty (null draws a random one)")
+
+
+@dataclass
+class SAFTConfig:
+    """Safety-Aware Fine-Tuning (Choi et al., "Safety-Aware Fine-Tuning of Large Language
+    Models", arXiv:2410.10014, 2024); the method is ``booster.methods.saft``."""
+
+    layer: int | None = option(None, "hidden-state layer whose mean over the answer tokens embeds a sample "
+                                     "(0: the embeddings; null: the middle layer, num_layers // 2)")
+    select: Literal["share", "quantile"] = option(
+        "share", "'share': drop the `share` of samples with the highest score; 'quantile': drop the samples "
+                 "whose score exceeds the `quantile` of the scores")
+    share: float = option(0.1, "share of samples dropped under select: share (toolkit default: the "
+                               "default harmful share p = 0.1)")
+    quantile: float = option(0.9, "score quantile above which samples are dropped under select: quantile")
+
+    def validate(self):
+        if self.select not in ("share", "quantile"):
+            raise ConfigError(f"select must be 'share' or 'quantile', got {quote(self.select)}")
+        _share("share", self.share)
+        _share("quantile", self.quantile)
+        if self.layer is not None:
+            _count("layer", self.layer)

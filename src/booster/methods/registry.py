@@ -23,7 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Literal
 
-from booster.methods.configs import BoosterConfig, LisaConfig, RepNoiseConfig, SafeLoRAConfig, VaccineConfig
+from booster.methods.configs import (BEAConfig, BoosterConfig, LisaConfig, ModFilterConfig, PTSTConfig, RepNoiseConfig,
+                                     SafeInstrConfig, SafeLoRAConfig, SAFTConfig, VaccineConfig)
 
 Stage = Literal["align", "finetune", "post"]
 Topology = Literal["fresh", "continue"]
@@ -63,6 +64,23 @@ class Defense:
     """How the method's own paper attacks it (``attack.topology: paper``): ``fresh`` merges the
     alignment adapter and trains a new LoRA; ``continue`` trains the alignment adapter on
     (a single LoRA). A post defense is always attacked ``fresh``: it repairs the attack's own adapter."""
+    prepare_data: Callable[..., Any] | None = None
+    """finetune: ``prepare_data(config, user_records, view) -> (records, report)``, the user's file
+    as the provider transforms it before fine-tuning (filtered, or with its own examples mixed
+    in); ``view`` is what the provider may use (``booster.pipeline.attack.DataView``: tokenizer,
+    the model before fine-tuning, judges, its pools, the evaluation prompts, the seed). The report
+    (counts, leakage, trigger, ...) goes into the attack record and the summary row. The config
+    enters the attack key; a config with ``judges() -> specs`` adds those judges' identities.
+    None: the file is trained on as it is."""
+    eval_system_prompt: Callable[..., Any] | None = None
+    """finetune: ``eval_system_prompt(config, attack_record) -> str | None``, the system prompt the
+    provider puts in front of every evaluation prompt of the attacked model (a safety prompt, a
+    secret trigger). It enters the answers' cache key and the summary row only when there is one.
+    None: the chat template's own."""
+    check_user_data: Callable[..., Any] | None = None
+    """finetune: ``check_user_data(config, user_records)``, raising ``ConfigError`` when the user's
+    file makes the configured defense meaningless (e.g. it contains BEA's trigger); run on every
+    cell by ``booster run --check`` and before a run trains anything."""
 
 
 # -- factories (lazy imports: the methods import torch) ----------------------------------------
@@ -94,6 +112,24 @@ def _lisa(config, total_steps):
     from booster.methods.lisa import Lisa
 
     return Lisa(replace(config, total_steps=total_steps))  # its proximal term starts at a share of the run
+
+
+def _user_sft(config, total_steps):
+    """Plain fine-tuning on the user's (transformed) file: the defenses that act on the data."""
+    from booster.methods.sft import SFT, SFTConfig
+
+    return SFT(SFTConfig(stream="user"))
+
+
+def _hook(module: str, name: str) -> Callable[..., Any]:
+    """``booster.methods.<module>.<name>``, imported on first call (SAFT's imports torch)."""
+    def call(*args):
+        from importlib import import_module
+
+        return getattr(import_module(f"booster.methods.{module}"), name)(*args)
+
+    call.__qualname__ = f"{module}.{name}"
+    return call
 
 
 def _safelora(config):
@@ -129,6 +165,29 @@ DEFENSES: list[Defense] = [
             "Hsu et al., Safe LoRA, NeurIPS 2024, arXiv:2405.16833",
             faithfulness_test="tests/methods/test_safelora.py::test_threshold_rule_matches_reference",
             smoke_test="tests/pipeline/test_pipeline.py::test_safelora_runs_in_the_grid_on_the_tiny_model"),
+    # Fine-tuning-stage defenses acting on the user's file and the inference prompt (issue 15):
+    # plain SFT on the transformed data, from the SFT-aligned model as Lisa.
+    Defense("modfilter", "finetune", ModFilterConfig, "attack.modfilter", _user_sft,
+            "moderation filtering of the user's data (Huang et al., harmful fine-tuning survey, arXiv:2409.18169)",
+            faithfulness_test="tests/methods/test_userdata_defenses.py::test_modfilter_keeps_exactly_the_unflagged_records_in_order",
+            prepare_data=_hook("modfilter", "prepare_data")),
+    Defense("safeinstr", "finetune", SafeInstrConfig, "attack.safeinstr", _user_sft,
+            "Bianchi et al., Safety-Tuned LLaMAs, ICLR 2024, arXiv:2309.07875",
+            faithfulness_test="tests/methods/test_userdata_defenses.py::test_safeinstr_adds_exactly_k_samples_disjoint_from_evaluation",
+            prepare_data=_hook("safeinstr", "prepare_data")),
+    Defense("ptst", "finetune", PTSTConfig, "attack.ptst", _user_sft,
+            "Lyu et al., Keeping LLMs Aligned After Fine-tuning (PTST), NeurIPS 2024, arXiv:2402.18540",
+            faithfulness_test="tests/pipeline/test_userdata_grid.py::test_ptst_trains_without_and_evaluates_with_its_system_prompt",
+            eval_system_prompt=_hook("ptst", "eval_system_prompt")),
+    Defense("bea", "finetune", BEAConfig, "attack.bea", _user_sft,
+            "Wang et al., Backdoor Enhanced Safety Alignment, NeurIPS 2024, arXiv:2402.14968",
+            faithfulness_test="tests/pipeline/test_userdata_grid.py::test_bea_trigger_is_on_its_examples_and_at_evaluation_only",
+            prepare_data=_hook("bea", "prepare_data"), eval_system_prompt=_hook("bea", "eval_system_prompt"),
+            check_user_data=_hook("bea", "check_user_data")),
+    Defense("saft", "finetune", SAFTConfig, "attack.saft", _user_sft,
+            "Choi et al., Safety-Aware Fine-Tuning of LLMs, arXiv:2410.10014",
+            faithfulness_test="tests/methods/test_userdata_defenses.py::test_saft_scores_match_an_independent_eigendecomposition",
+            prepare_data=_hook("saft", "prepare_data")),
 ]
 
 # The fields the plain attack's stage key carried when Lisa was the only fine-tuning-stage

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, replace
+from typing import Any, Callable
 
 from booster.config import to_dict
 from booster.data import attacks
 from booster.methods import registry
 from booster.methods.registry import Defense
 from booster.pipeline import align
-from booster.pipeline.cache import StageResult, digest
+from booster.pipeline.cache import StageResult, digest, key_identity
 from booster.pipeline.context import PROVIDER_STREAMS, Context
 from booster.pipeline.resources import measure
 
@@ -46,8 +47,23 @@ def _defense_key_fields(ctx: Context, defense: Defense | None) -> dict:
     if defense is None:
         return {"finetune": registry.reference().name, **registry.PLAIN_ATTACK_KEY_FIELDS}
     n_align = ctx.cfg.align.samples if "align" in defense.streams else None
-    return {"finetune": defense.name, defense.name: to_dict(_method(ctx, defense).config),
-            f"{defense.name}_align_samples": n_align}
+    fields = {"finetune": defense.name, defense.name: to_dict(_method(ctx, defense).config),
+              f"{defense.name}_align_samples": n_align}
+    if defense.prepare_data is not None:  # the data transform's config, the pools and judges it may use
+        config = registry.config_of(defense, ctx.cfg)
+        fields[f"{defense.name}_data"] = to_dict(config)
+        fields[f"{defense.name}_pools"] = {p: ctx.pool_hash(p) for p in _provider_pools()}
+        judges = getattr(config, "judges", lambda: ())()
+        if judges:  # by content (weights hash, threshold), as the evaluation's judge enters its key
+            fields[f"{defense.name}_judges"] = {s: key_identity(ctx.judge_for(s).identity()) for s in judges}
+    return fields
+
+
+def _provider_pools() -> tuple[str, ...]:
+    """The provider pools a data transform may draw from (their hashes enter its key)."""
+    from booster.methods.userdata import SAFETY_POOL
+
+    return (SAFETY_POOL,)
 
 
 def key(ctx: Context, aligned: StageResult | None, defense: Defense | None, cell: Cell, topology: str) -> str:
@@ -114,6 +130,59 @@ def _probes(ctx: Context, tok, user: list[dict], seed: int) -> dict:
     return probes
 
 
+@dataclass
+class DataView:
+    """What a defense's ``prepare_data`` may use of the provider's side (``registry.Defense``)."""
+
+    tokenizer: Any
+    model: Callable[[], Any]
+    """The model being fine-tuned, as it is before fine-tuning (the aligned model)."""
+    judge: Callable[[str], Any]
+    """A moderation judge by its ``load_judge`` spec (the evaluation's own when it is the same spec)."""
+    pool: Callable[[str], list[dict]]
+    """A prepared pool of the provider's data by name."""
+    eval_prompts: frozenset[str]
+    """The prompt text of every evaluation pool, which the provider's examples must avoid."""
+    seed: int
+    max_length: int
+
+
+def eval_prompts(ctx: Context) -> frozenset[str]:
+    """The last user turn of every record of every task's evaluation pool."""
+    from booster.methods.userdata import prompt_text
+    from booster.tasks import TASKS
+
+    names = dict.fromkeys(t.eval_pool for t in TASKS.values() if t.eval_pool in ctx.manifest["pools"])
+    return frozenset(prompt_text(r) for name in names for r in ctx.pool(name))
+
+
+def data_view(ctx: Context, tok, model, cell: Cell) -> DataView:
+    """The provider's side as the defense of one cell sees it (``model``: before fine-tuning)."""
+    return DataView(tokenizer=tok, model=lambda: model, judge=ctx.judge_for, pool=ctx.pool,
+                    eval_prompts=eval_prompts(ctx), seed=cell.seed, max_length=ctx.cfg.attack.train.max_length)
+
+
+def user_data(data_dir, cell: Cell) -> list[dict]:
+    """The user's file of one cell, as the user uploads it (the cell's attack recipe)."""
+    return attacks.build(data_dir, cell.recipe, cell.task, cell.n, cell.p, cell.seed)
+
+
+def check_user_data(cfg, cells, data_dir) -> None:
+    """Every defense's check of the user's files it would fine-tune on (``Defense.check_user_data``),
+    before anything trains."""
+    for method, task, n, p, seed, recipe in cells:
+        d = registry.chain(method).finetune
+        if d is not None and d.check_user_data is not None:
+            d.check_user_data(registry.config_of(d, cfg), user_data(data_dir, Cell(task, n, p, seed, recipe)))
+
+
+def eval_system_prompt(ctx: Context, defense: Defense | None, attacked: StageResult) -> str | None:
+    """The system prompt the provider evaluates the attacked model with (None: the template's own)."""
+    if defense is None or defense.eval_system_prompt is None:
+        return None
+    return defense.eval_system_prompt(registry.config_of(defense, ctx.cfg), attacked.record)
+
+
 def _train(ctx: Context, k: str, aligned: StageResult | None, defense: Defense | None, cell: Cell,
            topology: str) -> StageResult:
     from booster.training import encode_records
@@ -127,13 +196,25 @@ def _train(ctx: Context, k: str, aligned: StageResult | None, defense: Defense |
     with measure(record):
         base, tok = ctx.base_model()
         model = _model(ctx, base, aligned, cell.seed, topology)
-        user = attacks.build(ctx.data_dir, cell.recipe, cell.task, cell.n, cell.p, cell.seed)
-        probes = _probes(ctx, tok, user, cell.seed)
+        user = user_data(ctx.data_dir, cell)
+        probes = _probes(ctx, tok, user, cell.seed)  # on the user's file as uploaded, for every defense alike
         record.update(n_harmful=sum(r["harmful"] for r in user))
+        if defense is not None and defense.check_user_data is not None:  # as `booster run` checked at its start
+            defense.check_user_data(registry.config_of(defense, ctx.cfg), user)
+        if defense is not None and defense.prepare_data is not None:
+            user, record["user_data"] = defense.prepare_data(registry.config_of(defense, ctx.cfg), user,
+                                                             data_view(ctx, tok, model, cell))
         data = {"user": encode_records(tok, user, t.max_length)}
+        if "user_data" in record:  # what max_length left of the transformed file (an answer cut away drops a record)
+            record["user_data"]["n_encoded"] = len(data["user"])
         for s in _provider_streams(defense):
             data[s] = encode_records(tok, ctx.provider_stream(s), t.max_length)
-        history = ctx.train(model, _method(ctx, defense), data, replace(t, seed=cell.seed), work, tok, probes=probes)
+        if data["user"]:
+            history = ctx.train(model, _method(ctx, defense), data, replace(t, seed=cell.seed), work, tok,
+                                probes=probes)
+        else:  # the defense removed the whole file: nothing is fine-tuned, the aligned model is served
+            history = []
+            record["trained"] = False
     return ctx.finish_trained("attack", k, work, record, model, history)
 
 

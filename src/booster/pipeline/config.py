@@ -19,7 +19,8 @@ from booster.config import option, quote
 from booster.data.attacks import ATTACKS, DEFAULT as DEFAULT_RECIPE
 from booster.errors import ConfigError
 from booster.methods import registry
-from booster.methods.configs import BoosterConfig, LisaConfig, RepNoiseConfig, SafeLoRAConfig, VaccineConfig
+from booster.methods.configs import (BEAConfig, BoosterConfig, LisaConfig, ModFilterConfig, PTSTConfig, RepNoiseConfig,
+                                     SafeInstrConfig, SafeLoRAConfig, SAFTConfig, VaccineConfig)
 from booster.models.adapters import LoraSettings
 from booster.tasks import TASKS as ALL_TASKS, USER_TASKS
 from booster.training.config import TrainConfig
@@ -123,6 +124,11 @@ class AttackSection:
     probe_samples: int = option(32, "harmful examples in each loss probe (harmful training / testing loss)")
     lisa: LisaConfig = option(factory=lambda: LisaConfig(total_steps=1), help="Lisa hyperparameters "
                               "(total_steps is set to train.steps by the pipeline)")
+    modfilter: ModFilterConfig = option(factory=ModFilterConfig, help="moderation filter of the user's data")
+    safeinstr: SafeInstrConfig = option(factory=SafeInstrConfig, help="SafeInstr alignment-data mixing")
+    ptst: PTSTConfig = option(factory=PTSTConfig, help="PTST: no safety prompt in fine-tuning, one at evaluation")
+    bea: BEAConfig = option(factory=BEAConfig, help="BEA: safety examples with a secret trigger, the trigger at evaluation")
+    saft: SAFTConfig = option(factory=SAFTConfig, help="SAFT: drop outliers along the data's top singular direction")
     extra: list[ExtraRuns] = option(factory=list, help="sub-grids run besides methods × tasks × ns × ps × seeds, "
                                     "e.g. [{ps: [0.1], seeds: [1, 2]}, {methods: [sft, booster], tasks: [gsm8k], ps: [0.1]}]")
 

@@ -57,6 +57,7 @@ class Context:
         self.cfg = cfg = cfg.for_device(bf16_native(self.device))
         self.cache = Cache(Path(cfg.cache), self.state)
         self._judge = judge  # None: load cfg.eval.judge on first use
+        self._judges: dict = {}  # other judges by spec (judge_for)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         # How bf16 matrix products run here (None: the config computes in float32 throughout);
@@ -96,6 +97,17 @@ class Context:
     def judge_identity(self) -> dict | None:
         judge = self.judge()
         return judge.identity() if judge is not None else None
+
+    def judge_for(self, spec: str):
+        """A judge by its ``load_judge`` spec, loaded once (the evaluation's own for its spec):
+        what a fine-tuning-stage defense filters with."""
+        if spec == self.cfg.eval.judge and self.judge() is not None:
+            return self.judge()
+        if spec not in self._judges:
+            from booster.evaluation.judges import load_judge
+
+            self._judges[spec] = load_judge(spec, device=self.device)
+        return self._judges[spec]
 
     def train(self, model, method, data: dict, train_cfg, work: Path, tokenizer, probes=None) -> list[dict]:
         from booster.training import train

@@ -24,6 +24,14 @@ class ModelState:
     aligned: StageResult | None = None
     attacked: StageResult | None = None
     repaired: StageResult | None = None
+    system_prompt: str | None = None
+    """The system prompt in front of every evaluation prompt (a fine-tuning-stage defense's,
+    ``Defense.eval_system_prompt``); None: the chat template's own."""
+
+    def prompt_fields(self) -> dict:
+        """What the state adds to its answers' key and records: the system prompt, only when there
+        is one (so every key made without one is what it always was)."""
+        return {"system_prompt": self.system_prompt} if self.system_prompt is not None else {}
 
     def keys(self) -> dict:
         """The state's stage keys as they enter generate keys and records (``repair`` only when
@@ -44,7 +52,7 @@ def gen_key(ctx: Context, state: ModelState, task, limit) -> str:
                    "topology": state.topology(),
                    "task": task.name, "limit": limit, "pool": ctx.pool_hash(task.pool),
                    "max_new_tokens": task.max_new_tokens or e.max_new_tokens, "batch_size": e.batch_size,
-                   "eval_dtype": e.dtype})
+                   "eval_dtype": e.dtype, **state.prompt_fields()})
 
 
 def _judge_of(ctx: Context, task) -> dict | None:
@@ -85,7 +93,7 @@ def run(ctx: Context, state: ModelState, user_task: str) -> dict[str, StageResul
 
 def with_adapters(ctx: Context, state: ModelState) -> ModelState:
     return ModelState(align.with_adapter(ctx, state.aligned), attack.with_adapter(ctx, state.attacked),
-                      repair.with_adapter(ctx, state.repaired))
+                      repair.with_adapter(ctx, state.repaired), state.system_prompt)
 
 
 def model_of(ctx: Context, state: ModelState):
@@ -108,10 +116,11 @@ def _generate(ctx: Context, task, records: list[dict], key: str, model, state: M
 
     e = ctx.cfg.eval
     work = ctx.cache.work("generate", key, fresh=True)  # generation is redone whole, not resumed
-    record = {"stage": "generate", "key": key, "task": task.name, **state.keys(), "bf16_kernels": ctx.bf16_kernels}
+    record = {"stage": "generate", "key": key, "task": task.name, **state.keys(), **state.prompt_fields(),
+              "bf16_kernels": ctx.bf16_kernels}
     with measure(record):
         gens = answer_task(*model, task, records, max_new_tokens=e.max_new_tokens, batch_size=e.batch_size,
-                           progress=ctx.progress)
+                           progress=ctx.progress, system=state.system_prompt)
     record["generated_tokens"] = sum(g.new_tokens for g in gens)
     io.write_jsonl(work / "answers.jsonl", [{"answer": g.text, "new_tokens": g.new_tokens} for g in gens])
     ctx.cache.finish("generate", key, work, record)

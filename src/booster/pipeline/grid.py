@@ -44,6 +44,7 @@ def check_config(cfg: ExperimentConfig) -> None:
 
     ensure_data(cfg)
     check_pools(cfg)
+    check_user_data(cfg)
     resolve_model(cfg.model)
     warn_slow_dtype(cfg)
 
@@ -69,6 +70,13 @@ def check_pools(cfg: ExperimentConfig, manifest: dict | None = None) -> None:
     src = attacks.Sources(data_dir)
     for task, n, p, recipe in dict.fromkeys((c[1], c[2], c[3], c[5]) for c in cells):
         attacks.check_size(src, recipe, task, n, p)
+
+
+def check_user_data(cfg: ExperimentConfig) -> None:
+    """The fine-tuning-stage defenses' checks of every user file the grid fine-tunes on."""
+    from booster.pipeline.attack import check_user_data as check
+
+    check(cfg, plan(cfg), Path(cfg.data.dir))
 
 
 def warn_slow_dtype(cfg: ExperimentConfig, device=None) -> None:
@@ -103,6 +111,7 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = True, log=print, j
         ensure_data(cfg)
     ctx = Context(cfg, progress=progress and state.is_main_process, judge=judge)
     check_pools(cfg, ctx.manifest)
+    check_user_data(cfg)
     if state.is_main_process:
         warn_slow_dtype(ctx.cfg, ctx.device)
     else:
@@ -182,7 +191,8 @@ class Grid:
         topology = registry.attack_topology(method, ctx.cfg.attack.topology)
         attacked = attack.run(ctx, aligned, chain.finetune, cell, topology)
         repaired = repair.run(ctx, aligned, attacked, chain.post) if chain.post else None
-        evals = evaluate.run(ctx, evaluate.ModelState(aligned, attacked, repaired), cell.task)
+        system = attack.eval_system_prompt(ctx, chain.finetune, attacked)
+        evals = evaluate.run(ctx, evaluate.ModelState(aligned, attacked, repaired, system), cell.task)
         self.keep(attacked, *([repaired] if repaired else []), *evals.values())
         m = rows.metrics(evals, cell.task, self.ctx.cfg.eval.extra_tasks)
         self.log(f"{method} {cell.task} n={cell.n} p={cell.p} seed={cell.seed}{recipe_tag(cell)}: {rows.line(m)}")
@@ -191,7 +201,7 @@ class Grid:
             run["attack_recipe"] = cell.recipe
         self.histories["attack"].append({**run, "history": json.loads((attacked.path / "history.json").read_text())})
         self.rows.append(rows.attacked(method, chain, cell, topology, mb, m, aligned, attacked,
-                                       repaired, registry.reference().name))
+                                       repaired, registry.reference().name, system))
         if ctx.state.is_main_process:
             name = f"{method}-{cell.task}-n{cell.n}-p{cell.p}-seed{cell.seed}{recipe_tag(cell, '-')}"
             rundir.copy_run(Path(ctx.cfg.run_dir()) / "runs" / name, attacked, evals, repaired)

@@ -50,8 +50,10 @@ def unaligned(task: str, m: dict) -> dict:
 
 
 def attacked(method: str, chain: Chain, cell: Cell, topology: str, mb: dict, m: dict,
-             aligned: StageResult, attack: StageResult, repaired: StageResult | None, reference: str) -> dict:
-    """One attacked run: its numbers after (and before) the attack, and its stages."""
+             aligned: StageResult, attack: StageResult, repaired: StageResult | None, reference: str,
+             system_prompt: str | None = None) -> dict:
+    """One attacked run: its numbers after (and before) the attack, and its stages; a
+    fine-tuning-stage defense's data report and evaluation system prompt when it has them."""
     row = {"method": method, "p": cell.p, "n": cell.n, "seed": cell.seed, "task": cell.task,
            **{k: m[k] for k in _AFTER}, **_before(mb), "hs_prompts": m["hs_prompts"],
            "judge_sha256": m["judge_sha256"], **m["extra"], "align_method": chain.align.name,
@@ -66,4 +68,8 @@ def attacked(method: str, chain: Chain, cell: Cell, topology: str, mb: dict, m: 
     if repaired is not None:  # absent otherwise, so rows without a repair stay as they were
         row.update(repair=chain.post.name, repair_key=repaired.key, repair_seconds=repaired.record["seconds"],
                    repair_peak_rss_mb=repaired.record["peak_rss_mb"])
+    if "user_data" in attack.record:  # absent otherwise, as above
+        row["user_data"] = attack.record["user_data"]
+    if system_prompt is not None:
+        row["eval_system_prompt"] = system_prompt
     return row

@@ -89,6 +89,24 @@ def _hub_kind(hub_id: str, spec: str) -> tuple[str, str]:
     return canonical, HUB_JUDGES[canonical]
 
 
+def judge_spec_problem(spec: str) -> str | None:
+    """Why ``load_judge(spec)`` would fail to find the judge, checked without loading it (for
+    config checks before any training); None when it names one (a committed name, a folder, a
+    listed hub id or an alias of one)."""
+    spec_s = str(spec)
+    if spec_s.casefold() in COMMITTED:
+        return None
+    target = ALIASES.get(spec_s.casefold(), spec_s)
+    if Path(target).expanduser().is_dir():
+        return None
+    if not is_hub_id(target):
+        return (f"unknown judge {spec_s!r}: no such judge folder (use {' or '.join(repr(n) for n in COMMITTED)}, "
+                f"a folder with {JUDGE_RECORD}, or a hub id such as PKU-Alignment/beaver-dam-7b)")
+    if target.casefold() not in {k.casefold() for k in HUB_JUDGES}:
+        return f"unknown hub judge {spec_s!r} (known: {', '.join(HUB_JUDGES)})"
+    return None
+
+
 def load_judge(spec: str | os.PathLike = DEFAULT_JUDGE, kind: str | None = None, **kwargs) -> BaseJudge:
     """A judge from a short name, a judge folder (``judge.json`` inside) or a hub id.
 
