@@ -32,6 +32,7 @@ def protocol(ctx: Context, stage_records: list[dict]) -> dict:
         "attack_topology": cfg.attack.topology,
         "decoding": decoding_settings(cfg.eval.max_new_tokens, cfg.eval.batch_size),
         "bf16_kernels": ctx.bf16_kernels,
+        "diagnostic_alpha": cfg.align.diagnostic_alpha(),  # the α of the diagnostics and of the report's line
         "harmful_prompts": cfg.eval.prompts,
         "stages": stage_records,
     }

@@ -368,14 +368,19 @@ def plot_before_after(rows: list[dict], task: str, n: int, path: Path) -> float:
     return p
 
 
+def _curve_p(runs: list[dict]) -> float:
+    """The p whose attack curves are drawn: 0.1 when it was run, else the largest."""
+    ps = sorted({h["p"] for h in runs})
+    return 0.1 if 0.1 in ps else ps[-1]
+
+
 def plot_curves(histories: dict, task: str, n: int, path: Path) -> bool:
     """Harmful training/testing loss during the attack, one line per method (first seed), at
     p=0.1 when it was run, else the largest p."""
     runs = [h for h in histories.get("attack", []) if h["task"] == task and h["n"] == n]
     if not runs:
         return False
-    ps = sorted({h["p"] for h in runs})
-    p = 0.1 if 0.1 in ps else ps[-1]
+    p = _curve_p(runs)
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
     drawn = False
@@ -480,15 +485,14 @@ def plot_update_norms(histories: dict, task: str, n: int, alpha: float | None, p
             and any("update_norm" in r for r in h["history"])]
     if not runs:
         return False
-    ps = sorted({h["p"] for h in runs})
-    p = 0.1 if 0.1 in ps else ps[-1]
+    p = _curve_p(runs)
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.8))
-    seen = set()
+    first: dict[str, dict] = {}
     for run in runs:
-        if run["p"] != p or run["method"] in seen:
-            continue
-        seen.add(run["method"])
+        if run["p"] == p:
+            first.setdefault(run["method"], run)
+    for run in first.values():
         pts = [(h["step"], h["update_norm"]) for h in run["history"] if "update_norm" in h]
         ax.plot(*zip(*pts), label=run["method"])
     if alpha is not None:
@@ -506,11 +510,9 @@ def plot_update_norms(histories: dict, task: str, n: int, alpha: float | None, p
 
 
 def _diagnostic_alpha(protocol: dict) -> float | None:
-    align = _dig(protocol, "config", "align", default=None)
-    if not isinstance(align, dict):
-        return None
-    alpha = align.get("probe_alpha")
-    return alpha if alpha is not None else _dig(align, "booster", "alpha", default=None)
+    """The α of the alignment diagnostics (Booster's, unless ``align.probe_alpha`` set another)."""
+    alpha = protocol.get("diagnostic_alpha")
+    return alpha if isinstance(alpha, (int, float)) else None
 
 
 def _group_markdown(out: Path, rows: list[dict], histories: dict, task: str, n: int, jnote: str,
