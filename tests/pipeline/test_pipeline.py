@@ -797,3 +797,12 @@ def test_two_attack_recipes_run_from_one_yaml_each_in_its_own_stage(tmp_path, pr
     train_calls.clear()
     run_experiment(load_config(ExperimentConfig, path), progress=False, log=lambda *_: None, judge=KeywordJudge())
     assert train_calls == []
+
+
+def test_too_many_diagnostic_samples_fail_before_training(tmp_path, prepared_data, capsys):
+    cfg = tiny_config(tmp_path, prepared_data, align={"train": {"steps": 2, "probe_every": 1},
+                                                      "probe_samples": 100000})
+    assert main(["run", str(write_cfg(tmp_path, cfg)), "--check"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "align.probe_samples=100000 but provider_harmful has only" in err[0]
+    assert not (tmp_path / "cache").exists()

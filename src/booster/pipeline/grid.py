@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from booster.errors import BoosterError
 from booster.data.attacks import DEFAULT as DEFAULT_RECIPE
 from booster.methods import registry
 from booster.pipeline.cells import grid_tasks, method_cells, plan
@@ -64,8 +65,16 @@ def check_pools(cfg: ExperimentConfig, manifest: dict | None = None) -> None:
             needed += [PROVIDER_STREAMS[s][0] for s in d.streams if s in PROVIDER_STREAMS]
     for task in tasks:
         needed += [t.pool for t, _ in eval_tasks(cfg, task)]
+    if cfg.align.train.probe_every:  # the alignment diagnostics' held-out harmful examples
+        needed.append("provider_harmful")
     for name in dict.fromkeys(needed):
         pool_sha256(manifest, data_dir, name)
+    if cfg.align.train.probe_every:  # none of them in the harmful stream (pipeline.align._diagnostics)
+        held_out = manifest["pools"]["provider_harmful"]["count"] - cfg.align.harmful_samples
+        if cfg.align.probe_samples > held_out:
+            raise BoosterError(f"align.probe_samples={cfg.align.probe_samples} but provider_harmful has only "
+                               f"{max(held_out, 0)} examples outside the harmful stream "
+                               f"(align.harmful_samples={cfg.align.harmful_samples})")
     # every recipe's n fits the records it draws from (an error names the recipe and n)
     src = attacks.Sources(data_dir)
     for task, n, p, recipe in dict.fromkeys((c[1], c[2], c[3], c[5]) for c in cells):
