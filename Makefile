@@ -1,6 +1,6 @@
 # Two entry points, both self-installing on a fresh machine:
 #   make demo   - the main job: prepare the data pools, then the quick SFT-vs-Booster experiment
-#                 on SmolLM2 (align -> attack -> evaluate, under 20 minutes on 2 CPU cores)
+#                 on SmolLM2 (align -> attack -> evaluate, under 15 minutes on 2 CPU cores)
 #   make test   - the test suite (what .ci/run runs)
 PYTHON ?= python3
 VENV   := .venv

@@ -35,6 +35,11 @@ def test_every_defense_has_its_config_section_and_tests(defense):
     assert _test_exists(defense.faithfulness_test), defense.faithfulness_test
     assert _test_exists(defense.smoke_test), defense.smoke_test
     assert set(defense.streams) <= {"align", "harmful"}  # the provider streams the pipeline knows
+    if defense.trains_as_plain_attack:  # sharing the plain attack's stage is only right when nothing differs in training
+        assert defense.stage == "finetune" and defense.prepare_data is None and not defense.streams
+        from booster.methods.configs import SFTConfig
+
+        assert defense.factory(registry.config_of(defense, cfg), 10).config == SFTConfig(stream="user")  # the plain attack's
 
 
 def test_one_reference_and_unique_names():

@@ -83,9 +83,9 @@ def _system_prompts(rec) -> list[set]:
 def test_the_five_defenses_run_from_one_yaml_with_their_reports(five):
     tmp, rec, rows = five
     assert set(rows) == {"sft", *DEFENSES}
-    for m in DEFENSES:  # every one starts from the SFT-aligned model and fine-tunes its own attack
+    for m in DEFENSES:  # every one starts from the SFT-aligned model; all but PTST fine-tune their own attack
         assert rows[m]["align_key"] == rows["sft"]["align_key"] and rows[m]["finetune"] == m
-        assert rows[m]["attack_key"] != rows["sft"]["attack_key"] and rows[m]["hs"] is not None
+        assert (rows[m]["attack_key"] == rows["sft"]["attack_key"]) == (m == "ptst") and rows[m]["hs"] is not None
     assert "user_data" not in rows["sft"] and "user_data" not in rows["ptst"]
     mf, sa = rows["modfilter"]["user_data"], rows["saft"]["user_data"]
     for report in (mf, sa):  # 3 harmful samples of 10 (p = 0.3)
@@ -109,6 +109,9 @@ def test_ptst_trains_without_and_evaluates_with_its_system_prompt(five):
     assert "eval_system_prompt" not in rows["sft"]
     trained = _trained(rec, rows["ptst"])
     assert len(trained) == 10 and not any(PTST_SYSTEM_PROMPT in t for t in trained)
+    # it trains exactly as the plain attack, so it is the plain attack's stage, trained once
+    assert rows["ptst"]["attack_key"] == rows["sft"]["attack_key"]
+    assert sum(_attack_key(work) == rows["sft"]["attack_key"] for work, _ in rec.trained) == 1
     systems = _system_prompts(rec)
     # 3 tasks for the aligned model, then 3 per attacked model: exactly PTST's carry its prompt
     with_prompt = [s for s in systems if PTST_SYSTEM_PROMPT in s]

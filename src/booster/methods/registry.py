@@ -77,6 +77,10 @@ class Defense:
     provider puts in front of every evaluation prompt of the attacked model (a safety prompt, a
     secret trigger). It enters the answers' cache key and the summary row only when there is one.
     None: the chat template's own."""
+    trains_as_plain_attack: bool = False
+    """finetune: the defense fine-tunes on the user's file exactly as the undefended attack does
+    (no data transform, no provider stream) and acts only at evaluation (PTST). Its cells then
+    share the plain attack's stage, trained once under the plain attack's key."""
     check_user_data: Callable[..., Any] | None = None
     """finetune: ``check_user_data(config, user_records)``, raising ``ConfigError`` when the user's
     file makes the configured defense meaningless (e.g. it contains BEA's trigger); run on every
@@ -178,7 +182,7 @@ DEFENSES: list[Defense] = [
     Defense("ptst", "finetune", PTSTConfig, "attack.ptst", _user_sft,
             "Lyu et al., Keeping LLMs Aligned After Fine-tuning (PTST), NeurIPS 2024, arXiv:2402.18540",
             faithfulness_test="tests/pipeline/test_userdata_grid.py::test_ptst_trains_without_and_evaluates_with_its_system_prompt",
-            eval_system_prompt=_hook("ptst", "eval_system_prompt")),
+            eval_system_prompt=_hook("ptst", "eval_system_prompt"), trains_as_plain_attack=True),
     Defense("bea", "finetune", BEAConfig, "attack.bea", _user_sft,
             "Wang et al., Backdoor Enhanced Safety Alignment, NeurIPS 2024, arXiv:2402.14968",
             faithfulness_test="tests/pipeline/test_userdata_grid.py::test_bea_trigger_is_on_its_examples_and_at_evaluation_only",

@@ -93,6 +93,8 @@ def run(ctx: Context, aligned: StageResult | None, defense: Defense | None, cell
         rebuild: bool = False) -> StageResult:
     """Fine-tune on the user's mix; ``defense``: a fine-tuning-stage defense, or None for the
     plain attack; ``topology``: ``fresh`` or ``continue`` (see ``_model``)."""
+    if defense is not None and defense.trains_as_plain_attack:  # PTST: the plain attack's own stage
+        defense = None
     k = key(ctx, aligned, defense, cell, topology)
     with ctx.cache.lock("attack", k, every_process=True):  # every process decides under it
         return (ctx.cache.reusable("attack", k, rebuild)
