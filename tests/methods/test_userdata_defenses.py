@@ -180,6 +180,16 @@ def test_saft_features_are_the_answer_token_mean_of_the_layer_on_the_tiny_model(
         def model(self):
             return model
 
+    # every layer, the embeddings (0) and the last (after the final norm) included: the pass that
+    # stops at the layer gives the full pass's state, and leaves no hook behind
+    full = saft._hidden_state
+    for layer in range(model.config.num_hidden_layers + 1):
+        batch = torch.tensor([encode_chat(tok, records[0]["messages"], 64).input_ids])
+        with torch.no_grad():
+            ref = model(input_ids=batch, output_hidden_states=True).hidden_states[layer]
+            assert torch.equal(full(model, batch, torch.ones_like(batch), layer), ref), layer
+    assert not any(m._forward_pre_hooks for m in model.modules())
+
     kept, report = saft.prepare_data(SAFTConfig(share=0.3), records, TinyView())
     assert report["layer"] == model.config.num_hidden_layers // 2 and report["n_scored"] == 10
     assert report["n_removed"] == 3 and len(kept) == 7 and report["threshold"] is not None

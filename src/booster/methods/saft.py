@@ -51,6 +51,43 @@ def select(s: np.ndarray, config: SAFTConfig) -> tuple[np.ndarray, float | None]
     return keep, (float(s[order[k - 1]]) if k else None)
 
 
+class _Reached(Exception):
+    """Raised by the hook below to stop the forward pass once the wanted layer is reached."""
+
+    def __init__(self, hidden):
+        self.hidden = hidden
+
+
+def _decoder_layers(model):
+    """The model's stack of decoder layers (the ModuleList with one entry per hidden layer)."""
+    import torch
+
+    n = model.config.num_hidden_layers
+    return next((m for m in model.modules() if isinstance(m, torch.nn.ModuleList) and len(m) == n), None)
+
+
+def _hidden_state(model, input_ids, attention_mask, layer: int):
+    """``hidden_states[layer]`` of the forward pass, computing no layer above it: the input of
+    decoder layer ``layer`` is that hidden state, so the pass stops there (SAFT reads the middle
+    layer: half the layers and no LM head, over the whole user file). The last layer's state
+    (after the final norm) needs the full pass."""
+    layers = _decoder_layers(model)
+    if layers is None or layer >= len(layers):
+        return model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True).hidden_states[layer]
+
+    def stop(module, args, kwargs):
+        raise _Reached(args[0] if args else kwargs["hidden_states"])
+
+    handle = layers[layer].register_forward_pre_hook(stop, with_kwargs=True)
+    try:
+        model(input_ids=input_ids, attention_mask=attention_mask)
+    except _Reached as reached:
+        return reached.hidden
+    finally:
+        handle.remove()
+    raise RuntimeError(f"the forward pass never reached decoder layer {layer}")
+
+
 def features(model, tokenizer, records: list[dict], layer: int, max_length: int,
              batch_size: int = 8) -> list[np.ndarray | None]:
     """z_i of each record (None where no answer token survives max_length)."""
@@ -69,9 +106,8 @@ def features(model, tokenizer, records: list[dict], layer: int, max_length: int,
             for start in range(0, len(todo), batch_size):
                 idx = todo[start:start + batch_size]
                 batch = collate([examples[i] for i in idx], tokenizer.pad_token_id)
-                hidden = model(input_ids=batch["input_ids"].to(device),
-                               attention_mask=batch["attention_mask"].to(device),
-                               output_hidden_states=True).hidden_states[layer].double().cpu()
+                hidden = _hidden_state(model, batch["input_ids"].to(device), batch["attention_mask"].to(device),
+                                       layer).double().cpu()
                 answer = (batch["labels"] != -100).double().unsqueeze(-1)  # the supervised answer tokens
                 means = (hidden * answer).sum(1) / answer.sum(1)
                 for row, i in enumerate(idx):
