@@ -189,6 +189,13 @@ def test_saft_features_are_the_answer_token_mean_of_the_layer_on_the_tiny_model(
             ref = model(input_ids=batch, output_hidden_states=True).hidden_states[layer]
             assert torch.equal(full(model, batch, torch.ones_like(batch), layer), ref), layer
     assert not any(m._forward_pre_hooks for m in model.modules())
+    # and below the last layer it computes nothing above the layer it reads
+    calls = []
+    top = saft._decoder_layers(model)[-1].register_forward_hook(lambda *_: calls.append(1))
+    with torch.no_grad():
+        full(model, batch, torch.ones_like(batch), model.config.num_hidden_layers - 1)
+    top.remove()
+    assert calls == []
 
     kept, report = saft.prepare_data(SAFTConfig(share=0.3), records, TinyView())
     assert report["layer"] == model.config.num_hidden_layers // 2 and report["n_scored"] == 10
