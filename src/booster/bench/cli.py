@@ -26,6 +26,8 @@ def register(sub) -> None:
     g.add_argument("--model", default="smollm2-135m-instruct")
     g.add_argument("--data", default="work/data")
     g.add_argument("--prompts", type=int, default=32)
+    g.add_argument("--pool", default="validation_prompts", choices=["validation_prompts", "benign_validation"],
+                   help="validation_prompts (harmful: long answers) or benign_validation (answer lengths vary)")
     g.add_argument("--max-new-tokens", type=int, default=64)
     g.add_argument("--batch-sizes", default="1,8,32")
     g.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
@@ -115,7 +117,7 @@ def _generation(args) -> int:
     from booster.bench.generation import main_generation
 
     result = main_generation(args.model, Path(args.data), args.prompts, args.max_new_tokens,
-                             _ints(args.batch_sizes), args.dtype, args.threads)
+                             _ints(args.batch_sizes), args.dtype, args.threads, args.pool)
     for row in result["rows"]:
         print(json.dumps(row))
     if args.out:
