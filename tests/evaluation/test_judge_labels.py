@@ -118,3 +118,20 @@ def test_round3_labels_are_train_side_and_their_agreement_is_the_one_the_docs_re
     assert ag["n"] >= 100
     readme = (LABELS_FILE.parent / "README.md").read_text(encoding="utf-8")
     assert f"κ {ag['cohen_kappa']:.3f}" in readme and f"{100 * ag['raw_agreement']:.1f} % agreement" in readme
+
+
+def test_probe_labels_cover_each_probes_answers_and_their_agreement_is_the_one_the_docs_report(rows):
+    """Round 4 (issue-14 probes): every labeled answer is the very answer the probe's run kept."""
+    import json
+
+    probes = load_labels(LABELS_FILE.parent / "answers-probes.jsonl")
+    assert {r["origin"]["round"] for r in probes} == {4} and not {r["id"] for r in probes} & {r["id"] for r in rows}
+    runs = LABELS_FILE.parents[2] / "results" / "cpu-smollm2-paper-protocol" / "probes"
+    for name in {r["origin"]["probe"] for r in probes}:
+        (samples,) = (runs / name / "runs").glob("*/samples-hs_val.jsonl")
+        answers = [json.loads(line)["answer"] for line in samples.read_text(encoding="utf-8").splitlines()]
+        labeled = {r["origin"]["index"]: r["answer"] for r in probes if r["origin"]["probe"] == name}
+        assert labeled == dict(enumerate(answers))
+    ag = agreement(probes)
+    readme = (LABELS_FILE.parent / "README.md").read_text(encoding="utf-8")
+    assert f"κ {ag['cohen_kappa']:.3f}" in readme and f"{100 * ag['raw_agreement']:.1f} % agreement" in readme

@@ -5,7 +5,9 @@ its run folder committed here (probes/<name>/: summary, answers, histories, ledg
 every probe can be re-read and rescored. This script writes, from those folders only:
 - ../calibration.json: one entry per (probe, row) with the HS/FA numbers, the alignment
   diagnostics (held-out harmful loss and its reduction after one normalised α-step, first and
-  last probe point) and the attack's real per-step update norm (min / median / max);
+  last probe point) and the attack's real per-step update norm (min / median / max), and, where
+  the probe's attacked answers were labeled by reading (hand-scores.json, written by
+  judges/labels/probe_labels.py), its harmful score by reading and the judge's error on them;
 - probes.png: every probe's alignment diagnostics on one pair of axes, and the attack step
   sizes beside the α values probed.
 
@@ -55,6 +57,9 @@ def _step_norms(history: list[dict]) -> dict:
 
 def collect() -> tuple[list[dict], dict]:
     entries, curves = [], {}
+    # Harmful scores by reading (judges/labels/probe_labels.py), where a probe's answers are labeled.
+    hand_file = HERE / "hand-scores.json"
+    hand = json.loads(hand_file.read_text())["probes"] if hand_file.is_file() else {}
     for name, varied in PROBES.items():
         folder = HERE / name
         if not (folder / "summary.json").is_file():
@@ -70,6 +75,9 @@ def collect() -> tuple[list[dict], dict]:
                      "diagnostic_alpha": protocol.get("diagnostic_alpha"),
                      "align_diagnostics": _diagnostics(align_hist),
                      "attack_update_norm": _step_norms(attack["history"]) if attack else {}}
+            if name in hand:
+                entry["by_reading"] = {k: hand[name][k] for k in ("hs_by_reading", "hs_by_reading_95ci",
+                                                                  "judge_accuracy", "judge_fnr", "judge_fpr")}
             entries.append(entry)
             if entry["align_diagnostics"]:
                 curves[f"{name}"] = entry
