@@ -47,3 +47,19 @@ def test_presets_by_name_are_the_repository_files_in_a_checkout():
     with pytest.raises(BoosterError, match="no such file and no such preset") as e:
         config_path("quick-smollm3")
     assert "\n" not in str(e.value) and "quick-smollm2" in str(e.value)
+
+
+def test_the_finetune_defenses_preset_shares_the_paper_protocol_presets_stages():
+    """configs/cpu-smollm2-finetune-defenses.yaml trains and evaluates exactly as
+    cpu-smollm2-paper-protocol.yaml does, so that the SFT alignment and the SFT and Lisa cells the
+    two grids have in common are one stage each in the cache (its header promises this)."""
+    from booster.config import to_dict
+
+    here = Path(__file__).parents[1] / "configs"
+    a = to_dict(load_config(ExperimentConfig, here / "cpu-smollm2-paper-protocol.yaml"))
+    b = to_dict(load_config(ExperimentConfig, here / "cpu-smollm2-finetune-defenses.yaml"))
+    for key in ("model", "dtype", "bf16_where_native", "threads", "lora", "data", "align", "eval", "unaligned"):
+        assert a[key] == b[key], key
+    for key in ("tasks", "ns", "topology", "train", "probe_samples", "lisa"):
+        assert a["attack"][key] == b["attack"][key], f"attack.{key}"
+    assert {"sft", "lisa"} <= set(a["methods"]) & set(b["methods"])
