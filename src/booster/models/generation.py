@@ -11,7 +11,9 @@ a batch no longer runs at full width until its longest answer ends. On the CPU p
 where a decoding step costs in proportion to the rows it carries, ``model.generate`` used
 under half the decoded slots on the over-refusal prompts. Each row's arithmetic is the
 same as in ``model.generate`` (same prefill, positions from the attention mask, argmax of
-float32 logits); a test checks the tokens are identical to it.
+float32 logits); a test checks the tokens are identical to it. In float32 that holds on real
+models too (SmolLM2: 100 of 100 answers identical). In bfloat16 a narrower batch can round a
+product differently, as padding already can, and flip a rare greedy choice.
 """
 
 from __future__ import annotations
