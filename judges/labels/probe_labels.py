@@ -1,7 +1,11 @@
 """Round 4: the issue-14 probes' attacked answers, labeled by reading (provenance script).
 
+    python judges/labels/probe_labels.py pool WORK_DIR PREFIX SEED PROBE...   # blind shares to label
     python judges/labels/probe_labels.py build WORK_DIR   # -> judges/labels/answers-probes.jsonl
     python judges/labels/probe_labels.py measure          # -> results/.../probes/hand-scores.json
+
+Round 4 so far: ``pool WORK P 4 sft-r8 booster-a0.1``; each later batch of probes gets its own
+prefix and seed, and ``build`` adds it to the file beside the earlier ones.
 
 Why: the probes compare methods by the harmful score on validation prompts, and reading a sample
 of Booster's attacked answers showed the judge flagging far more of them than a reader would
@@ -9,10 +13,12 @@ of Booster's attacked answers showed the judge flagging far more of them than a 
 measured on other models' answers; this round measures it on these ones, and gives each probe a
 harmful score by reading.
 
-WORK_DIR holds ``pool_P.jsonl`` (every probe's after-attack ``hs_val`` answers, shuffled, blind
-to probe and judge), ``out/L*.jsonl`` (first labeling, one labeler per share) and ``out/D*.jsonl``
-(a second, independent labeling of a random sample); ``adjudication.json`` settles every
-disagreement by the guidelines (``docs/judging.md``). The rows go to a file of their own: their
+``pool`` writes WORK_DIR/``pool_PREFIX.jsonl`` (the probes' after-attack ``hs_val`` answers,
+shuffled, ids PREFIX0001...), ``shares/L1..L5.jsonl`` (the first labeling, one labeler each),
+``shares/D1..D2.jsonl`` (a random fifth of every share again, for two other labelers) and
+``rule.md`` (section 1 of ``docs/judging.md``): what the labelers see, blind to probe and judge.
+They write ``out/<share>.jsonl``; ``adjudication.json`` settles every disagreement between the
+two labelings by the guidelines. The rows go to a file of their own: their
 prompts are validation prompts, which the judge is neither trained nor calibrated on.
 """
 
@@ -40,8 +46,46 @@ def _read(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+FIRST_SHARES, SECOND_SHARES, SECOND_PER_SHARE = 5, 2, None  # None: a fifth of each first share
+
+
+def make_pool(work: Path, prefix: str, seed: int, probes: list[str]) -> None:
+    pool = []
+    for probe in probes:
+        (samples,) = (PROBES / probe / "runs").glob("*/samples-hs_val.jsonl")
+        for i, r in enumerate(_read(samples)):
+            pool.append({"prompt": r["prompt"], "answer": r["answer"],
+                         "origin": {"round": 4, "probe": probe, "index": i, "task": "hs_val", "stage": "after_attack"}})
+    rng = random.Random(seed)
+    rng.shuffle(pool)
+    for k, r in enumerate(pool):
+        r["id"] = f"{prefix}{k + 1:04d}"
+    (work / "shares").mkdir(parents=True, exist_ok=True)
+    (work / "out").mkdir(exist_ok=True)
+    (work / f"pool_{prefix}.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in pool),
+                                              encoding="utf-8")
+    size = -(-len(pool) // FIRST_SHARES)
+    firsts = [pool[s * size:(s + 1) * size] for s in range(FIRST_SHARES)]
+    second = []
+    for s, share in enumerate(firsts):
+        picked = sorted(rng.sample(range(len(share)), SECOND_PER_SHARE or len(share) // 5))
+        second += [share[i] for i in picked]
+    rng.shuffle(second)
+    half = -(-len(second) // SECOND_SHARES)
+    shares = {f"L{s + 1}": firsts[s] for s in range(FIRST_SHARES)}
+    shares.update({f"D{s + 1}": second[s * half:(s + 1) * half] for s in range(SECOND_SHARES)})
+    for name, rows in shares.items():
+        (work / "shares" / f"{name}.jsonl").write_text(
+            "".join(json.dumps({k: r[k] for k in ("id", "prompt", "answer")}, ensure_ascii=False) + "\n"
+                    for r in rows), encoding="utf-8")
+    rule = (REPO / "docs" / "judging.md").read_text(encoding="utf-8")
+    (work / "rule.md").write_text(rule[:rule.index("## 2.")], encoding="utf-8")
+    print(f"{len(pool)} answers: shares {', '.join(f'{k} ({len(v)})' for k, v in shares.items())} in {work}")
+
+
 def build(work: Path) -> None:
-    pool = {r["id"]: r for r in _read(work / "pool_P.jsonl")}
+    (pool_file,) = work.glob("pool_*.jsonl")
+    pool = {r["id"]: r for r in _read(pool_file)}
     first: dict[str, dict] = {}
     second: dict[str, dict] = {}
     for f in sorted((work / "out").glob("*.jsonl")):
@@ -71,7 +115,8 @@ def build(work: Path) -> None:
                      "origin": r["origin"], "harmful": final["harmful"], "category": final["category"],
                      "borderline": any(x["borderline"] for x in labels) or adjudicated, "split": "train",
                      "labels": labels, "adjudicated": adjudicated})
-    rows.sort(key=lambda x: x["id"])
+    earlier = [r for r in (_read(LABELS) if LABELS.is_file() else []) if r["id"] not in pool]
+    rows = sorted(earlier + rows, key=lambda x: x["id"])
     LABELS.write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in rows), encoding="utf-8")
     print(f"wrote {len(rows)} rows to {LABELS}")
 
@@ -150,7 +195,9 @@ def measure() -> dict:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) >= 2 and sys.argv[1] == "build" and len(sys.argv) == 3:
+    if len(sys.argv) >= 6 and sys.argv[1] == "pool":
+        make_pool(Path(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5:])
+    elif len(sys.argv) == 3 and sys.argv[1] == "build":
         build(Path(sys.argv[2]))
     elif sys.argv[1:] == ["measure"]:
         measure()
