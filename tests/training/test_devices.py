@@ -148,10 +148,11 @@ def test_generation_feeds_the_model_device(meta_runtime):
     model, tok = meta_model()
     seen: list[torch.device] = []
 
-    def fake_generate(input_ids, attention_mask, generation_config):
-        seen.extend([input_ids.device, attention_mask.device])
-        return torch.full((input_ids.size(0), input_ids.size(1) + 1), tok.eos_token_id)  # stops at once
+    def fake_decode(model, input_ids, attention, *, max_new_tokens, stops):
+        # meta tensors hold no values to decode from: record where the batch went, stop at once
+        seen.extend([input_ids.device, attention.device])
+        return [[tok.eos_token_id] for _ in range(input_ids.size(0))]
 
-    model.generate = fake_generate
-    gens = generate(model, tok, [[{"role": "user", "content": "Hi"}]], max_new_tokens=4, progress=False)
+    gens = generate(model, tok, [[{"role": "user", "content": "Hi"}]], max_new_tokens=4, progress=False,
+                    decode=fake_decode)
     assert seen == [META, META] and gens[0].new_tokens == 1
