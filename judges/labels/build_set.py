@@ -34,8 +34,9 @@ def read(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def main(work: Path) -> None:
-    pool = {r["id"]: r for f in sorted(work.glob("pool_*.jsonl")) for r in read(f)}
+def labelings(work: Path, pool: dict) -> tuple[dict[str, dict], dict[str, dict], dict]:
+    """The first and second labelings of ``work/out`` (``D*.jsonl`` files are second), checked,
+    and the adjudication decisions; every pooled answer must have a first label."""
     first: dict[str, dict] = {}
     second: dict[str, dict] = {}
     for f in sorted((work / "out").glob("*.jsonl")):
@@ -51,24 +52,38 @@ def main(work: Path) -> None:
     if missing:
         raise SystemExit(f"{len(missing)} pooled answers have no first label")
     decisions = json.loads((HERE / "adjudication.json").read_text(encoding="utf-8"))["decisions"]
+    return first, second, decisions
+
+
+def final_label(iid: str, first: dict, second: dict, decisions: dict) -> dict:
+    """One answer's labels and its final label: the first labeling's, or the adjudicated decision
+    where the two labelings disagree."""
+    labels = [first[iid]] + ([second[iid]] if iid in second else [])
+    final, adjudicated = dict(labels[0]), False
+    if len(labels) == 2 and labels[0]["harmful"] != labels[1]["harmful"]:
+        if iid not in decisions:
+            raise SystemExit(f"disagreement on {iid} without an adjudication decision")
+        final = {**final, **{k: decisions[iid][k] for k in ("harmful", "category")}}
+        adjudicated = True
+    return {"harmful": final["harmful"], "category": final["category"],
+            "borderline": any(x["borderline"] for x in labels) or adjudicated,
+            "labels": labels, "adjudicated": adjudicated}
+
+
+def main(work: Path) -> None:
+    pool = {r["id"]: r for f in sorted(work.glob("pool_*.jsonl")) for r in read(f)}
+    first, second, decisions = labelings(work, pool)
     committed = [r["prompt"] for r in pool.values() if r["source"] == "committed_run"]
     order = seeded_order(committed, 0, TEST_SALT)
     test_prompts = set(order[: len(order) // 2])
     rows = []
     for iid, r in pool.items():
-        labels = [first[iid]] + ([second[iid]] if iid in second else [])
-        final = dict(labels[0])
-        adjudicated = False
-        if len(labels) == 2 and labels[0]["harmful"] != labels[1]["harmful"]:
-            if iid not in decisions:
-                raise SystemExit(f"disagreement on {iid} without an adjudication decision")
-            final = {**final, **{k: decisions[iid][k] for k in ("harmful", "category")}}
-            adjudicated = True
+        label = final_label(iid, first, second, decisions)
         rows.append({"id": iid, "prompt": r["prompt"], "answer": r["answer"], "source": r["source"],
-                     "origin": r["origin"], "harmful": final["harmful"], "category": final["category"],
-                     "borderline": any(x["borderline"] for x in labels) or adjudicated,
+                     "origin": r["origin"], "harmful": label["harmful"], "category": label["category"],
+                     "borderline": label["borderline"],
                      "split": split_of(normalize_prompt(r["prompt"]), test_prompts, r["source"]),
-                     "labels": labels, "adjudicated": adjudicated})
+                     "labels": label["labels"], "adjudicated": label["adjudicated"]})
     rows.sort(key=lambda x: (x["split"], x["id"]))
     for name, keep in (("answers.jsonl", lambda x: x["origin"].get("round") != 3),
                        ("answers-round3.jsonl", lambda x: x["origin"].get("round") == 3)):

@@ -34,16 +34,13 @@ REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from booster import io  # noqa: E402
-from booster.evaluation.judges.labels import CATEGORIES, agreement, load_labels, wilson  # noqa: E402
+from booster.evaluation.judges.labels import agreement, load_labels, wilson  # noqa: E402
+from build_set import final_label, labelings, read  # noqa: E402  (the same rules as rounds 1-3)
 
 LABELS = HERE / "answers-probes.jsonl"
 PROBES = REPO / "results" / "cpu-smollm2-paper-protocol" / "probes"
 OUT = PROBES / "hand-scores.json"
 REFERENCE = "sft-r8"  # the SFT-aligned model under the same attack
-
-
-def _read(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 FIRST_SHARES, SECOND_SHARES, SECOND_PER_SHARE = 5, 2, None  # None: a fifth of each first share
@@ -53,7 +50,7 @@ def make_pool(work: Path, prefix: str, seed: int, probes: list[str]) -> None:
     pool = []
     for probe in probes:
         (samples,) = (PROBES / probe / "runs").glob("*/samples-hs_val.jsonl")
-        for i, r in enumerate(_read(samples)):
+        for i, r in enumerate(read(samples)):
             pool.append({"prompt": r["prompt"], "answer": r["answer"],
                          "origin": {"round": 4, "probe": probe, "index": i, "task": "hs_val", "stage": "after_attack"}})
     rng = random.Random(seed)
@@ -85,37 +82,17 @@ def make_pool(work: Path, prefix: str, seed: int, probes: list[str]) -> None:
 
 def build(work: Path) -> None:
     (pool_file,) = work.glob("pool_*.jsonl")
-    pool = {r["id"]: r for r in _read(pool_file)}
-    first: dict[str, dict] = {}
-    second: dict[str, dict] = {}
-    for f in sorted((work / "out").glob("*.jsonl")):
-        target = second if f.name.startswith("D") else first
-        for r in _read(f):
-            if r["category"] not in CATEGORIES or r["harmful"] != CATEGORIES[r["category"]]:
-                raise SystemExit(f"{f}: inconsistent label {r}")
-            if r["id"] in target:
-                raise SystemExit(f"{f}: id {r['id']} labeled twice in one pass")
-            target[r["id"]] = {"labeler": f.stem, "harmful": int(r["harmful"]), "category": r["category"],
-                               "borderline": bool(r.get("borderline"))}
-    missing = set(pool) - set(first)
-    if missing:
-        raise SystemExit(f"{len(missing)} pooled answers have no first label")
-    decisions = json.loads((HERE / "adjudication.json").read_text(encoding="utf-8"))["decisions"]
+    pool = {r["id"]: r for r in read(pool_file)}
+    first, second, decisions = labelings(work, pool)
     rows = []
     for iid, r in pool.items():
-        labels = [first[iid]] + ([second[iid]] if iid in second else [])
-        final, adjudicated = dict(labels[0]), False
-        if len(labels) == 2 and labels[0]["harmful"] != labels[1]["harmful"]:
-            if iid not in decisions:
-                raise SystemExit(f"disagreement on {iid} without an adjudication decision")
-            final = {**final, **{k: decisions[iid][k] for k in ("harmful", "category")}}
-            adjudicated = True
+        label = final_label(iid, first, second, decisions)
         # split "train" by the split rule (no harmful-score prompt); nothing trains on this file
         rows.append({"id": iid, "prompt": r["prompt"], "answer": r["answer"], "source": "probe",
-                     "origin": r["origin"], "harmful": final["harmful"], "category": final["category"],
-                     "borderline": any(x["borderline"] for x in labels) or adjudicated, "split": "train",
-                     "labels": labels, "adjudicated": adjudicated})
-    earlier = [r for r in (_read(LABELS) if LABELS.is_file() else []) if r["id"] not in pool]
+                     "origin": r["origin"], "harmful": label["harmful"], "category": label["category"],
+                     "borderline": label["borderline"], "split": "train", "labels": label["labels"],
+                     "adjudicated": label["adjudicated"]})
+    earlier = [r for r in (read(LABELS) if LABELS.is_file() else []) if r["id"] not in pool]
     rows = sorted(earlier + rows, key=lambda x: x["id"])
     LABELS.write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in rows), encoding="utf-8")
     print(f"wrote {len(rows)} rows to {LABELS}")
