@@ -25,7 +25,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[2] / "src"))
 
 from booster import io  # noqa: E402
-from booster.report.summary import DIAGNOSTIC, _pyplot, _save  # noqa: E402
+from booster.report.summary import DIAGNOSTIC, pyplot, save_png  # noqa: E402
 
 # name -> what the probe varies against the preset (the overrides are in each folder's config.yaml)
 PROBES = {
@@ -85,7 +85,7 @@ def collect() -> tuple[list[dict], dict]:
 
 
 def plot(curves: dict, path: Path) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
     for name, e in curves.items():
         d = e["align_diagnostics"]
@@ -110,7 +110,7 @@ def plot(curves: dict, path: Path) -> None:
     axes[2].set_title("attack step ‖Δw‖ (min, median, max)")
     axes[2].grid(alpha=0.3)
     fig.tight_layout()
-    _save(fig, path)
+    save_png(fig, path)
     plt.close(fig)
 
 

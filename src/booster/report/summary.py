@@ -286,7 +286,8 @@ def seeds_note(rows: list[dict], task: str, n: int) -> str | None:
             "seed. Averages are over p of the per-p means.")
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the non-interactive Agg backend (figures are written, never shown)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -295,14 +296,15 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path: Path) -> None:
+def save_png(fig, path: Path) -> None:
+    """Write ``fig`` as a PNG atomically (a killed run leaves the old figure or none, never half of one)."""
     with io.atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120)
 
 
 def plot_hs_vs_p(rows: list[dict], task: str, n: int, path: Path) -> bool:
     """HS against p, one line per method; nothing is written (False) when no HS was measured."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     attacked = [r for r in rows if r.get("p") is not None and r["task"] == task and r["n"] == n]
     drawn = False
@@ -327,7 +329,7 @@ def plot_hs_vs_p(rows: list[dict], task: str, n: int, path: Path) -> bool:
     if drawn:
         ax.legend()
         fig.tight_layout()
-        _save(fig, path)
+        save_png(fig, path)
     plt.close(fig)
     return drawn
 
@@ -341,7 +343,7 @@ def plot_before_after(rows: list[dict], task: str, n: int, path: Path) -> float:
     ps = sorted({r["p"] for r in attacked})
     p = 0.1 if 0.1 in ps else ps[-1]
     methods = list(dict.fromkeys(r["method"] for r in attacked))
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(2.0 * len(methods) + 3.0, 3.8))
     width = 0.13
     series = [(f"{key}_before_attack", f"{name} before attack", color, "//") for key, name, color in _TRIO] + \
@@ -363,7 +365,7 @@ def plot_before_after(rows: list[dict], task: str, n: int, path: Path) -> float:
     ax.grid(alpha=0.3, axis="y")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
-    _save(fig, path)
+    save_png(fig, path)
     plt.close(fig)
     return p
 
@@ -381,7 +383,7 @@ def plot_curves(histories: dict, task: str, n: int, path: Path) -> bool:
     if not runs:
         return False
     p = _curve_p(runs)
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
     drawn = False
     for ax, probe, title in zip(axes, ("probe/harmful_train_loss", "probe/harmful_test_loss"),
@@ -403,7 +405,7 @@ def plot_curves(histories: dict, task: str, n: int, path: Path) -> bool:
     axes[0].set_ylabel("loss")
     fig.tight_layout()
     if drawn:
-        _save(fig, path)
+        save_png(fig, path)
     plt.close(fig)
     return drawn
 
@@ -460,7 +462,7 @@ def plot_alignment_diagnostics(histories: dict, alpha: float | None, path: Path)
     runs = {m: pts for m, pts in runs.items() if pts}
     if not runs:
         return False
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for ax, key, title in zip(axes, (DIAGNOSTIC, DIAGNOSTIC + "_reduction"),
                               ("held-out harmful loss h(w)", f"reduction after one normalised step (α={alpha:g})"
@@ -473,7 +475,7 @@ def plot_alignment_diagnostics(histories: dict, alpha: float | None, path: Path)
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    _save(fig, path)
+    save_png(fig, path)
     plt.close(fig)
     return True
 
@@ -486,7 +488,7 @@ def plot_update_norms(histories: dict, task: str, n: int, alpha: float | None, p
     if not runs:
         return False
     p = _curve_p(runs)
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.8))
     first: dict[str, dict] = {}
     for run in runs:
@@ -504,7 +506,7 @@ def plot_update_norms(histories: dict, task: str, n: int, alpha: float | None, p
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    _save(fig, path)
+    save_png(fig, path)
     plt.close(fig)
     return True
 
