@@ -55,6 +55,40 @@ def labelings(work: Path, pool: dict) -> tuple[dict[str, dict], dict[str, dict],
     return first, second, decisions
 
 
+def write_shares(work: Path, prefix: str, pool: list[dict], rng, firsts: int, seconds: int,
+                 second_per_share: int | None = None) -> dict[str, list[dict]]:
+    """Blind labeling shares of ``pool`` (already shuffled; ids given here, PREFIX0001...):
+    ``L1..`` cut it into ``firsts`` consecutive shares (the first labeling, one labeler each),
+    ``D1..`` hold a random ``second_per_share`` (default a fifth) of every first share again,
+    for ``seconds`` other labelers. Writes ``work/pool_PREFIX.jsonl`` (with provenance),
+    ``work/shares/*.jsonl`` (id, prompt, answer only) and ``work/rule.md`` (section 1 of
+    docs/judging.md), and makes ``work/out`` for the labelers' files."""
+    for k, r in enumerate(pool):
+        r["id"] = f"{prefix}{k + 1:04d}"
+    (work / "shares").mkdir(parents=True, exist_ok=True)
+    (work / "out").mkdir(exist_ok=True)
+    (work / f"pool_{prefix}.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in pool),
+                                              encoding="utf-8")
+    size = -(-len(pool) // firsts)
+    first = [pool[s * size:(s + 1) * size] for s in range(firsts)]
+    second = []
+    for share in first:
+        picked = sorted(rng.sample(range(len(share)), second_per_share or len(share) // 5))
+        second += [share[i] for i in picked]
+    rng.shuffle(second)
+    half = -(-len(second) // seconds)
+    shares = {f"L{s + 1}": first[s] for s in range(firsts)}
+    shares.update({f"D{s + 1}": second[s * half:(s + 1) * half] for s in range(seconds)})
+    for name, rows in shares.items():
+        (work / "shares" / f"{name}.jsonl").write_text(
+            "".join(json.dumps({k: r[k] for k in ("id", "prompt", "answer")}, ensure_ascii=False) + "\n"
+                    for r in rows), encoding="utf-8")
+    rule = (HERE.parents[1] / "docs" / "judging.md").read_text(encoding="utf-8")
+    (work / "rule.md").write_text(rule[:rule.index("## 2.")], encoding="utf-8")
+    print(f"{len(pool)} answers: shares {', '.join(f'{k} ({len(v)})' for k, v in shares.items())} in {work}")
+    return shares
+
+
 def final_label(iid: str, first: dict, second: dict, decisions: dict) -> dict:
     """One answer's labels and its final label: the first labeling's, or the adjudicated decision
     where the two labelings disagree."""

@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 from booster import io  # noqa: E402
 from booster.evaluation.judges.labels import agreement, load_labels, wilson  # noqa: E402
-from build_set import final_label, labelings, read  # noqa: E402  (the same rules as rounds 1-3)
+from build_set import final_label, labelings, read, write_shares  # noqa: E402  (the same rules as rounds 1-3)
 
 LABELS = HERE / "answers-probes.jsonl"
 PROBES = REPO / "results" / "cpu-smollm2-paper-protocol" / "probes"
@@ -55,29 +55,7 @@ def make_pool(work: Path, prefix: str, seed: int, probes: list[str]) -> None:
                          "origin": {"round": 4, "probe": probe, "index": i, "task": "hs_val", "stage": "after_attack"}})
     rng = random.Random(seed)
     rng.shuffle(pool)
-    for k, r in enumerate(pool):
-        r["id"] = f"{prefix}{k + 1:04d}"
-    (work / "shares").mkdir(parents=True, exist_ok=True)
-    (work / "out").mkdir(exist_ok=True)
-    (work / f"pool_{prefix}.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in pool),
-                                              encoding="utf-8")
-    size = -(-len(pool) // FIRST_SHARES)
-    firsts = [pool[s * size:(s + 1) * size] for s in range(FIRST_SHARES)]
-    second = []
-    for s, share in enumerate(firsts):
-        picked = sorted(rng.sample(range(len(share)), SECOND_PER_SHARE or len(share) // 5))
-        second += [share[i] for i in picked]
-    rng.shuffle(second)
-    half = -(-len(second) // SECOND_SHARES)
-    shares = {f"L{s + 1}": firsts[s] for s in range(FIRST_SHARES)}
-    shares.update({f"D{s + 1}": second[s * half:(s + 1) * half] for s in range(SECOND_SHARES)})
-    for name, rows in shares.items():
-        (work / "shares" / f"{name}.jsonl").write_text(
-            "".join(json.dumps({k: r[k] for k in ("id", "prompt", "answer")}, ensure_ascii=False) + "\n"
-                    for r in rows), encoding="utf-8")
-    rule = (REPO / "docs" / "judging.md").read_text(encoding="utf-8")
-    (work / "rule.md").write_text(rule[:rule.index("## 2.")], encoding="utf-8")
-    print(f"{len(pool)} answers: shares {', '.join(f'{k} ({len(v)})' for k, v in shares.items())} in {work}")
+    write_shares(work, prefix, pool, rng, FIRST_SHARES, SECOND_SHARES, SECOND_PER_SHARE)
 
 
 def build(work: Path) -> None:

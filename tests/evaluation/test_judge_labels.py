@@ -135,3 +135,29 @@ def test_probe_labels_cover_each_probes_answers_and_their_agreement_is_the_one_t
     ag = agreement(probes)
     readme = (LABELS_FILE.parent / "README.md").read_text(encoding="utf-8")
     assert f"κ {ag['cohen_kappa']:.3f}" in readme and f"{100 * ag['raw_agreement']:.1f} % agreement" in readme
+
+
+def test_filter_sample_labels_are_the_grid_files_harmful_samples_and_agreement_is_documented(rows, prepared_data):
+    """Round 5 (issue 15): one label for every distinct harmful-flagged sample of the user files
+    `booster screen` screened, and the agreement the labels' README states."""
+    import json
+
+    from booster.methods.userdata import answer_text, prompt_text
+    from booster.pipeline.attack import Cell, user_data
+
+    labels = load_labels(LABELS_FILE.parent / "filter-samples.jsonl")
+    assert {r["origin"]["round"] for r in labels} == {5} and not {r["id"] for r in labels} & {r["id"] for r in rows}
+    screen = json.loads((LABELS_FILE.parents[2] / "results" / "cpu-smollm2-finetune-defenses" / "screen.json")
+                        .read_text(encoding="utf-8"))
+    manifest = json.loads((prepared_data / "manifest.json").read_text(encoding="utf-8"))
+    pool = "attacker_harmful"
+    assert manifest["pools"][pool]["sha256"] == screen["protocol"]["data"]["pools"][pool]["sha256"]
+    harmful = {(prompt_text(r), answer_text(r))
+               for e in screen["cells"] if e["method"] == "modfilter"
+               for r in user_data(prepared_data, Cell(e["task"], e["n"], e["p"], e["seed"], e["recipe"]))
+               if r["harmful"]}
+    assert {(r["prompt"], r["answer"]) for r in labels} == harmful and len(labels) == len(harmful)
+    ag = agreement(labels)
+    assert ag["n"] >= 30
+    readme = (LABELS_FILE.parent / "README.md").read_text(encoding="utf-8")
+    assert f"κ {ag['cohen_kappa']:.3f}" in readme and f"{100 * ag['raw_agreement']:.1f} % agreement" in readme

@@ -135,6 +135,39 @@ def test_bea_trigger_is_on_its_examples_and_at_evaluation_only(five):
     assert stage["user_data"]["trigger"] == trigger  # stored with the run
 
 
+@pytest.mark.integration
+def test_screen_reports_what_the_grid_filtered_without_fine_tuning(five, monkeypatch, capsys):
+    """`booster screen` runs only the filters, on the same files and models: its reports are the
+    ones the grid's rows carry, and it trains nothing (the alignment comes from the cache)."""
+    tmp, rec, rows = five
+    rec.trained.clear()
+    trained = []
+    monkeypatch.setattr(context_mod.Context, "train", lambda *a, **k: trained.append(a) or [])
+    assert main(["screen", str(tmp / "cfg.yaml"), "--no-progress"]) == 0
+    assert trained == []
+    screen = json.loads((tmp / "run" / "screen.json").read_text())
+    assert [e["method"] for e in screen["cells"]] == ["modfilter", "saft"]  # the filters only
+    for e in screen["cells"]:
+        grid = {k: v for k, v in rows[e["method"]]["user_data"].items() if k != "n_encoded"}
+        assert e["report"] == grid and (e["p"], e["seed"]) == (rows[e["method"]]["p"], rows[e["method"]]["seed"])
+    by = {e["method"]: e for e in screen["cells"]}
+    assert by["saft"]["align_key"] == rows["saft"]["align_key"] and by["modfilter"]["align_key"] is None
+    assert screen["protocol"]["stages"][0]["key"] == rows["saft"]["align_key"]
+    table = (tmp / "run" / "screen.md").read_text()
+    mf = by["modfilter"]["report"]
+    assert f"| modfilter | task_mix (sst2) | 0.3 | 0 | 10 | {mf['harmful_kept']}/3 |" in table and "7.71 %" in table
+    out = capsys.readouterr().out
+    assert f"kept {mf['harmful_kept']}/3 harmful" in out
+
+
+def test_screen_without_a_filter_in_the_grid_is_a_one_line_error(tmp_path, prepared_data, capsys):
+    path = write_cfg(tmp_path, grid_config(tmp_path, prepared_data, ["sft", "bea"]))
+    assert main(["screen", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "none of the methods ['sft', 'bea'] is a data filter" in err[0], err
+    assert not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()
+
+
 def _attacked_answers(tmp_path) -> dict[str, str | None]:
     """generate key -> system prompt of every cached answer set of an attacked model."""
     records = [json.loads(p.read_text()) for p in (tmp_path / "cache" / "generate").glob("*/stage.json")]

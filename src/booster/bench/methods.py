@@ -117,7 +117,7 @@ def _prepare(ctx, defense, cfg, tok, model, user: list[dict], cell, out: dict) -
     and memory peak, which the per-step numbers do not include)."""
     from booster.pipeline.attack import data_view
 
-    view = data_view(ctx, tok, model, cell)
+    view = data_view(ctx, tok, lambda: model, cell)
     record: dict = {}
     with measure(record):
         user, _ = defense.prepare_data(registry.config_of(defense, cfg), user, view)

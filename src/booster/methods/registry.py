@@ -81,6 +81,10 @@ class Defense:
     """finetune: the defense fine-tunes on the user's file exactly as the undefended attack does
     (no data transform, no provider stream) and acts only at evaluation (PTST). Its cells then
     share the plain attack's stage, trained once under the plain attack's key."""
+    filters: bool = False
+    """finetune: ``prepare_data`` only removes records from the user's file (a data filter);
+    ``booster screen`` reports what it would keep of every user file of a grid (leakage, false
+    removals) without fine-tuning."""
     check_user_data: Callable[..., Any] | None = None
     """finetune: ``check_user_data(config, user_records)``, raising ``ConfigError`` when the user's
     file makes the configured defense meaningless (e.g. it contains BEA's trigger); run on every
@@ -174,7 +178,7 @@ DEFENSES: list[Defense] = [
     Defense("modfilter", "finetune", ModFilterConfig, "attack.modfilter", _user_sft,
             "moderation filtering of the user's data (Huang et al., harmful fine-tuning survey, arXiv:2409.18169)",
             faithfulness_test="tests/methods/test_userdata_defenses.py::test_modfilter_keeps_exactly_the_unflagged_records_in_order",
-            prepare_data=_hook("modfilter", "prepare_data")),
+            prepare_data=_hook("modfilter", "prepare_data"), filters=True),
     Defense("safeinstr", "finetune", SafeInstrConfig, "attack.safeinstr", _user_sft,
             "Bianchi et al., Safety-Tuned LLaMAs, ICLR 2024, arXiv:2309.07875",
             faithfulness_test="tests/methods/test_userdata_defenses.py::test_safeinstr_adds_exactly_k_samples_disjoint_from_evaluation",
@@ -191,7 +195,7 @@ DEFENSES: list[Defense] = [
     Defense("saft", "finetune", SAFTConfig, "attack.saft", _user_sft,
             "Choi et al., Safety-Aware Fine-Tuning of LLMs, arXiv:2410.10014",
             faithfulness_test="tests/methods/test_userdata_defenses.py::test_saft_scores_match_an_independent_eigendecomposition",
-            prepare_data=_hook("saft", "prepare_data")),
+            prepare_data=_hook("saft", "prepare_data"), filters=True),
 ]
 
 # The fields the plain attack's stage key carried when Lisa was the only fine-tuning-stage

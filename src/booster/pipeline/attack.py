@@ -92,7 +92,7 @@ def _recipe_key_fields(recipe: str) -> dict:
 def run(ctx: Context, aligned: StageResult | None, defense: Defense | None, cell: Cell, topology: str,
         rebuild: bool = False) -> StageResult:
     """Fine-tune on the user's mix; ``defense``: a fine-tuning-stage defense, or None for the
-    plain attack; ``topology``: ``fresh`` or ``continue`` (see ``_model``)."""
+    plain attack; ``topology``: ``fresh`` or ``continue`` (see ``model_before_finetuning``)."""
     if defense is not None and defense.trains_as_plain_attack:  # PTST: the plain attack's own stage
         defense = None
     k = key(ctx, aligned, defense, cell, topology)
@@ -101,7 +101,7 @@ def run(ctx: Context, aligned: StageResult | None, defense: Defense | None, cell
                 or _train(ctx, k, align.with_adapter(ctx, aligned), defense, cell, topology))
 
 
-def _model(ctx: Context, base, aligned: StageResult | None, seed: int, topology: str):
+def model_before_finetuning(ctx: Context, base, aligned: StageResult | None, seed: int, topology: str):
     """The model the user fine-tunes: a fresh LoRA on the (merged) aligned model, or the
     alignment adapter itself trained on ("continue" topology)."""
     from booster.models.adapters import apply_adapter, attach_lora, load_adapter
@@ -158,9 +158,10 @@ def eval_prompts(ctx: Context) -> frozenset[str]:
     return frozenset(prompt_text(r) for name in names for r in ctx.pool(name))
 
 
-def data_view(ctx: Context, tok, model, cell: Cell) -> DataView:
-    """The provider's side as the defense of one cell sees it (``model``: before fine-tuning)."""
-    return DataView(tokenizer=tok, model=lambda: model, judge=ctx.judge_for, pool=ctx.pool,
+def data_view(ctx: Context, tok, model: Callable[[], Any], cell: Cell) -> DataView:
+    """The provider's side as the defense of one cell sees it (``model()``: the model before
+    fine-tuning, built only if the defense asks for it)."""
+    return DataView(tokenizer=tok, model=model, judge=ctx.judge_for, pool=ctx.pool,
                     eval_prompts=eval_prompts(ctx), seed=cell.seed, max_length=ctx.cfg.attack.train.max_length)
 
 
@@ -197,7 +198,7 @@ def _train(ctx: Context, k: str, aligned: StageResult | None, defense: Defense |
               "finetune": defense.name if defense else registry.reference().name, "bf16_kernels": ctx.bf16_kernels}
     with measure(record):
         base, tok = ctx.base_model()
-        model = _model(ctx, base, aligned, cell.seed, topology)
+        model = model_before_finetuning(ctx, base, aligned, cell.seed, topology)
         user = user_data(ctx.data_dir, cell)
         probes = _probes(ctx, tok, user, cell.seed)  # on the user's file as uploaded, for every defense alike
         record.update(n_harmful=sum(r["harmful"] for r in user))
@@ -205,7 +206,7 @@ def _train(ctx: Context, k: str, aligned: StageResult | None, defense: Defense |
             defense.check_user_data(registry.config_of(defense, ctx.cfg), user)
         if defense is not None and defense.prepare_data is not None:
             user, record["user_data"] = defense.prepare_data(registry.config_of(defense, ctx.cfg), user,
-                                                             data_view(ctx, tok, model, cell))
+                                                             data_view(ctx, tok, lambda: model, cell))
         data = {"user": encode_records(tok, user, t.max_length)}
         if "user_data" in record:  # what max_length left of the transformed file (an answer cut away drops a record)
             record["user_data"]["n_encoded"] = len(data["user"])

@@ -1,4 +1,4 @@
-"""``booster run CONFIG.yaml [key=value ...]`` and ``booster report RUN_DIR``."""
+"""``booster run CONFIG.yaml [key=value ...]``, ``booster screen CONFIG.yaml`` and ``booster report RUN_DIR``."""
 
 from __future__ import annotations
 
@@ -19,6 +19,18 @@ def register(sub) -> None:
                    help="print every config key with its default and documentation, then stop")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=_run)
+
+    s = sub.add_parser("screen", help="what each data filter of a grid keeps of every user file (leakage, "
+                                      "false removals), without fine-tuning",
+                       description="Run the grid's data filters (moderation filter, SAFT) on every user file the "
+                                   "grid would fine-tune on, through the same code as the attack stage, and write "
+                                   "screen.json and screen.md (leakage and false removals) into the run folder. "
+                                   "SAFT embeds with the aligned model: its alignment is read from the cache or "
+                                   "trained first.")
+    s.add_argument("config", help="experiment YAML or shipped preset name (as for `booster run`)")
+    s.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, as for `booster run`")
+    s.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    s.set_defaults(func=_screen)
 
     r = sub.add_parser("report", help="(re)write the Markdown/HTML report and plots of a run folder")
     r.add_argument("run_dir")
@@ -66,6 +78,16 @@ def _run(args) -> int:
               f"{len(a.ns)} n × {len(a.ps)} p × {len(a.seeds)} seeds{extra}) into {cfg.run_dir()}")
         return 0
     run_experiment(cfg, progress=not args.no_progress)
+    return 0
+
+
+def _screen(args) -> int:
+    from booster.config import load_config
+    from booster.paths import config_path
+    from booster.pipeline.config import ExperimentConfig
+    from booster.pipeline.screen import run_screen
+
+    run_screen(load_config(ExperimentConfig, config_path(args.config), args.overrides), progress=not args.no_progress)
     return 0
 
 
