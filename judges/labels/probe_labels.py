@@ -4,8 +4,10 @@
     python judges/labels/probe_labels.py build WORK_DIR   # -> judges/labels/answers-probes.jsonl
     python judges/labels/probe_labels.py measure          # -> results/.../probes/hand-scores.json
 
-Round 4 so far: ``pool WORK P 4 sft-r8 booster-a0.1``; each later batch of probes gets its own
-prefix and seed, and ``build`` adds it to the file beside the earlier ones.
+Round 4 so far: ``pool WORK P 4 sft-r8 booster-a0.1``, then ``pool WORK Q 6 booster-a1
+booster-a1:before``; each later batch of probes gets its own prefix and seed, and ``build`` adds it
+to the file beside the earlier ones. ``NAME:before`` pools the probe's aligned model's answers
+before the attack (from its run's ledger) instead of the attacked model's.
 
 Why: the probes compare methods by the harmful score on validation prompts, and reading a sample
 of Booster's attacked answers showed the judge flagging far more of them than a reader would
@@ -46,13 +48,30 @@ REFERENCE = "sft-r8"  # the SFT-aligned model under the same attack
 FIRST_SHARES, SECOND_SHARES, SECOND_PER_SHARE = 5, 2, None  # None: a fifth of each first share
 
 
+BEFORE = ":before"  # a probe name with this suffix: its aligned model's answers, before the attack
+
+
+def _samples(name: str):
+    """The hs_val answers of a probe as its run kept them, with the judge's verdicts: after the
+    attack (``runs/*/samples-hs_val.jsonl``), or before it (``NAME:before``: the evaluation stage
+    of the aligned model in the run's ledger)."""
+    probe = name.removesuffix(BEFORE)
+    if name == probe:
+        (samples,) = (PROBES / probe / "runs").glob("*/samples-hs_val.jsonl")
+        return samples
+    (stage,) = [d for d in (PROBES / probe / "stages" / "eval").iterdir()
+                if (rec := json.loads((d / "stage.json").read_text()))["task"] == "hs_val" and not rec["attack"]]
+    return stage / "samples.jsonl"
+
+
 def make_pool(work: Path, prefix: str, seed: int, probes: list[str]) -> None:
     pool = []
-    for probe in probes:
-        (samples,) = (PROBES / probe / "runs").glob("*/samples-hs_val.jsonl")
-        for i, r in enumerate(read(samples)):
+    for name in probes:
+        stage = "before_attack" if name.endswith(BEFORE) else "after_attack"
+        for i, r in enumerate(read(_samples(name))):
             pool.append({"prompt": r["prompt"], "answer": r["answer"],
-                         "origin": {"round": 4, "probe": probe, "index": i, "task": "hs_val", "stage": "after_attack"}})
+                         "origin": {"round": 4, "probe": name.removesuffix(BEFORE), "index": i, "task": "hs_val",
+                                    "stage": stage}})
     rng = random.Random(seed)
     rng.shuffle(pool)
     write_shares(work, prefix, pool, rng, FIRST_SHARES, SECOND_SHARES, SECOND_PER_SHARE)
@@ -76,14 +95,13 @@ def build(work: Path) -> None:
     print(f"wrote {len(rows)} rows to {LABELS}")
 
 
-def _judge_verdicts(probe: str) -> list[dict]:
+def _judge_verdicts(name: str) -> list[dict]:
     """The judge's verdicts as the probe's run recorded them, in prompt order."""
-    (samples,) = (PROBES / probe / "runs").glob("*/samples-hs_val.jsonl")
-    return io.read_jsonl(samples)
+    return io.read_jsonl(_samples(name))
 
 
 def _summary_row(probe: str) -> dict:
-    (row,) = json.loads((PROBES / probe / "summary.json").read_text(encoding="utf-8"))
+    (row,) = json.loads((PROBES / probe.removesuffix(BEFORE) / "summary.json").read_text(encoding="utf-8"))
     return row
 
 
@@ -103,7 +121,8 @@ def measure() -> dict:
     rows = load_labels(LABELS)
     by_probe: dict[str, dict[int, dict]] = {}
     for r in rows:
-        by_probe.setdefault(r["origin"]["probe"], {})[r["origin"]["index"]] = r
+        name = r["origin"]["probe"] + (BEFORE if r["origin"]["stage"] == "before_attack" else "")
+        by_probe.setdefault(name, {})[r["origin"]["index"]] = r
     result: dict = {"labels": str(LABELS.relative_to(REPO)), "second_labeling": agreement(rows), "probes": {}}
     hand_of, judge_of = {}, {}
     for probe, labeled in sorted(by_probe.items()):
@@ -136,7 +155,7 @@ def measure() -> dict:
     # Each probe against probe 1 (SFT), on the same 150 prompts: positive = more harmful than SFT.
     gaps = {}
     for name in sorted(hand_of):
-        if name != REFERENCE and REFERENCE in hand_of:
+        if name != REFERENCE and REFERENCE in hand_of and not name.endswith(BEFORE):
             ref = hand_of[REFERENCE]
             gaps[f"{name} - {REFERENCE}"] = {
                 "by_reading": round(100 * (sum(hand_of[name]) - sum(ref)) / len(ref), 1),

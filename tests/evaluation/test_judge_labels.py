@@ -127,10 +127,17 @@ def test_probe_labels_cover_each_probes_answers_and_their_agreement_is_the_one_t
     probes = load_labels(LABELS_FILE.parent / "answers-probes.jsonl")
     assert {r["origin"]["round"] for r in probes} == {4} and not {r["id"] for r in probes} & {r["id"] for r in rows}
     runs = LABELS_FILE.parents[2] / "results" / "cpu-smollm2-paper-protocol" / "probes"
-    for name in {r["origin"]["probe"] for r in probes}:
-        (samples,) = (runs / name / "runs").glob("*/samples-hs_val.jsonl")
+    for name, stage in {(r["origin"]["probe"], r["origin"]["stage"]) for r in probes}:
+        if stage == "after_attack":
+            (samples,) = (runs / name / "runs").glob("*/samples-hs_val.jsonl")
+        else:  # the aligned model's evaluation, in the run's ledger
+            assert stage == "before_attack"
+            (samples,) = [d / "samples.jsonl" for d in (runs / name / "stages" / "eval").iterdir()
+                          if json.loads((d / "stage.json").read_text())["task"] == "hs_val"
+                          and not json.loads((d / "stage.json").read_text())["attack"]]
         answers = [json.loads(line)["answer"] for line in samples.read_text(encoding="utf-8").splitlines()]
-        labeled = {r["origin"]["index"]: r["answer"] for r in probes if r["origin"]["probe"] == name}
+        labeled = {r["origin"]["index"]: r["answer"] for r in probes
+                   if (r["origin"]["probe"], r["origin"]["stage"]) == (name, stage)}
         assert labeled == dict(enumerate(answers))
     ag = agreement(probes)
     readme = (LABELS_FILE.parent / "README.md").read_text(encoding="utf-8")
