@@ -104,6 +104,26 @@ def final_label(iid: str, first: dict, second: dict, decisions: dict) -> dict:
             "labels": labels, "adjudicated": adjudicated}
 
 
+def build_into(work: Path, out: Path, source: str) -> None:
+    """Label rows of a later round (one ``pool_*.jsonl`` in ``work``) written to ``out``, beside
+    the rows of earlier batches already there (matched by id). Every row is split ``train`` by
+    the split rule (no harmful-score prompt of the judge's test); no judge trains on these files."""
+    (pool_file,) = work.glob("pool_*.jsonl")
+    pool = {r["id"]: r for r in read(pool_file)}
+    first, second, decisions = labelings(work, pool)
+    rows = []
+    for iid, r in pool.items():
+        label = final_label(iid, first, second, decisions)
+        rows.append({"id": iid, "prompt": r["prompt"], "answer": r["answer"], "source": source,
+                     "origin": r["origin"], "harmful": label["harmful"], "category": label["category"],
+                     "borderline": label["borderline"], "split": "train", "labels": label["labels"],
+                     "adjudicated": label["adjudicated"]})
+    earlier = [r for r in (read(out) if out.is_file() else []) if r["id"] not in pool]
+    rows = sorted(earlier + rows, key=lambda x: x["id"])
+    out.write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in rows), encoding="utf-8")
+    print(f"wrote {len(rows)} rows to {out}")
+
+
 def main(work: Path) -> None:
     pool = {r["id"]: r for f in sorted(work.glob("pool_*.jsonl")) for r in read(f)}
     first, second, decisions = labelings(work, pool)

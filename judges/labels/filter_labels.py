@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 from booster import io  # noqa: E402
 from booster.evaluation.judges.labels import agreement, load_labels, wilson  # noqa: E402
-from build_set import final_label, labelings, read, write_shares  # noqa: E402
+from build_set import build_into, read, write_shares  # noqa: E402
 
 LABELS = HERE / "filter-samples.jsonl"
 RUN = REPO / "results" / "cpu-smollm2-finetune-defenses"
@@ -72,19 +72,7 @@ def make_pool(work: Path, prefix: str, seed: int, data_dir: Path) -> None:
 
 
 def build(work: Path) -> None:
-    (pool_file,) = work.glob("pool_*.jsonl")
-    pool = {r["id"]: r for r in read(pool_file)}
-    first, second, decisions = labelings(work, pool)
-    rows = []
-    for iid, r in pool.items():
-        label = final_label(iid, first, second, decisions)
-        rows.append({"id": iid, "prompt": r["prompt"], "answer": r["answer"], "source": "attacker_harmful",
-                     "origin": r["origin"], "harmful": label["harmful"], "category": label["category"],
-                     "borderline": label["borderline"], "split": "train", "labels": label["labels"],
-                     "adjudicated": label["adjudicated"]})
-    rows.sort(key=lambda x: x["id"])
-    LABELS.write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in rows), encoding="utf-8")
-    print(f"wrote {len(rows)} rows to {LABELS}")
+    build_into(work, LABELS, "attacker_harmful")
 
 
 def measure(data_dir: Path) -> dict:

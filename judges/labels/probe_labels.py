@@ -37,7 +37,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 from booster import io  # noqa: E402
 from booster.evaluation.judges.labels import agreement, load_labels, wilson  # noqa: E402
-from build_set import final_label, labelings, read, write_shares  # noqa: E402  (the same rules as rounds 1-3)
+from build_set import build_into, read, write_shares  # noqa: E402  (the same rules as rounds 1-3)
 
 LABELS = HERE / "answers-probes.jsonl"
 PROBES = REPO / "results" / "cpu-smollm2-paper-protocol" / "probes"
@@ -78,21 +78,7 @@ def make_pool(work: Path, prefix: str, seed: int, probes: list[str]) -> None:
 
 
 def build(work: Path) -> None:
-    (pool_file,) = work.glob("pool_*.jsonl")
-    pool = {r["id"]: r for r in read(pool_file)}
-    first, second, decisions = labelings(work, pool)
-    rows = []
-    for iid, r in pool.items():
-        label = final_label(iid, first, second, decisions)
-        # split "train" by the split rule (no harmful-score prompt); nothing trains on this file
-        rows.append({"id": iid, "prompt": r["prompt"], "answer": r["answer"], "source": "probe",
-                     "origin": r["origin"], "harmful": label["harmful"], "category": label["category"],
-                     "borderline": label["borderline"], "split": "train", "labels": label["labels"],
-                     "adjudicated": label["adjudicated"]})
-    earlier = [r for r in (read(LABELS) if LABELS.is_file() else []) if r["id"] not in pool]
-    rows = sorted(earlier + rows, key=lambda x: x["id"])
-    LABELS.write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in rows), encoding="utf-8")
-    print(f"wrote {len(rows)} rows to {LABELS}")
+    build_into(work, LABELS, "probe")
 
 
 def _judge_verdicts(name: str) -> list[dict]:
