@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 from booster import io  # noqa: E402
 from booster.evaluation.judges.labels import agreement, load_labels, wilson  # noqa: E402
-from build_set import build_into, read, write_shares  # noqa: E402
+from build_set import build_into, write_shares  # noqa: E402
 
 LABELS = HERE / "filter-samples.jsonl"
 RUN = REPO / "results" / "cpu-smollm2-finetune-defenses"
