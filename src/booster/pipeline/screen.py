@@ -23,7 +23,6 @@ from booster import io
 from booster.methods import registry
 from booster.pipeline.cells import plan
 
-FIELDS = ("n_in", "harmful_in", "harmful_kept", "leakage_pct", "benign_in", "benign_removed", "false_removal_pct")
 
 
 def filter_cells(cfg) -> list[tuple]:
