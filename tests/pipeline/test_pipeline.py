@@ -806,3 +806,21 @@ def test_too_many_diagnostic_samples_fail_before_training(tmp_path, prepared_dat
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "align.probe_samples=100000 but provider_harmful has only" in err[0]
     assert not (tmp_path / "cache").exists()
+
+
+def test_a_streams_batch_size_keys_only_the_alignments_that_read_that_stream(tmp_path, prepared_data):
+    from booster.methods import registry
+    from booster.pipeline import align
+    from booster.pipeline.context import Context
+
+    def keys(batch_sizes):
+        cfg = tiny_config(tmp_path, prepared_data, methods=["sft", "booster"], unaligned=False)
+        cfg["align"] = {**cfg.get("align", {}), "train": {**cfg.get("align", {}).get("train", {}),
+                                                          "batch_sizes": batch_sizes}}
+        ctx = Context(load_config(ExperimentConfig, write_cfg(tmp_path, cfg)), progress=False)
+        return {m: align.key(ctx, registry.get(m)) for m in ("sft", "booster")}
+
+    plain, harmful16 = keys({}), keys({"harmful": 16})
+    assert plain["sft"] == harmful16["sft"]  # SFT reads no harmful stream: its cached stage stays valid
+    assert plain["booster"] != harmful16["booster"]
+    assert keys({"align": 4})["sft"] != plain["sft"]  # a stream SFT does read does change its key

@@ -22,7 +22,7 @@ def key(ctx: Context, defense: Defense) -> str:
     return digest({
         "stage": "align", "model": ctx.model_key, "dtype": cfg.dtype, "lora": to_dict(cfg.lora),
         "method": defense.name, "method_config": to_dict(registry.config_of(defense, cfg)),
-        "train": to_dict(a.train), "samples": a.samples,
+        "train": train_identity(a.train, streams(defense)), "samples": a.samples,
         "harmful_samples": a.harmful_samples if "harmful" in streams(defense) else None,
         "pools": {PROVIDER_STREAMS[s][0]: ctx.pool_hash(PROVIDER_STREAMS[s][0]) for s in streams(defense)},
         "data_seed": cfg.data.seed,
@@ -30,6 +30,14 @@ def key(ctx: Context, defense: Defense) -> str:
         **({"diagnostics": {"samples": a.probe_samples, "alpha": a.diagnostic_alpha(),
                             "pool": ctx.pool_hash("provider_harmful")}} if a.train.probe_every else {}),
     })
+
+
+def train_identity(train, read: tuple[str, ...]) -> dict:
+    """The training settings as keyed: a per-stream batch size counts only for a defense that
+    reads that stream, so that probing Booster's harmful batch leaves SFT's cached stage valid."""
+    ident = to_dict(train)
+    ident["batch_sizes"] = {s: b for s, b in sorted(train.batch_sizes.items()) if s in read}
+    return ident
 
 
 def run(ctx: Context, defense: Defense, rebuild: bool = False) -> StageResult:
