@@ -2,7 +2,7 @@
 
     python judges/labels/probe_labels.py pool WORK_DIR PREFIX SEED PROBE...   # blind shares to label
     python judges/labels/probe_labels.py build WORK_DIR   # -> judges/labels/answers-probes.jsonl
-    python judges/labels/probe_labels.py measure          # -> results/.../probes/hand-scores.json
+    python judges/labels/probe_labels.py measure          # -> results/*/probes/hand-scores.json
 
 Round 4 so far: ``pool WORK P 4 sft-r8 booster-a0.1``, then ``pool WORK Q 6 booster-a1
 booster-a1:before``; each later batch of probes gets its own prefix and seed, and ``build`` adds it
@@ -40,8 +40,12 @@ from booster.evaluation.judges.labels import agreement, load_labels, wilson  # n
 from build_set import build_into, read, write_shares  # noqa: E402  (the same rules as rounds 1-3)
 
 LABELS = HERE / "answers-probes.jsonl"
-PROBES = REPO / "results" / "cpu-smollm2-paper-protocol" / "probes"
-OUT = PROBES / "hand-scores.json"
+# Where probes live: issue 14's (configs/cpu-smollm2-paper-protocol.yaml) and issue 15's
+# (configs/cpu-smollm2-finetune-defenses.yaml, the same attack and prompts); names are unique across
+# both, and each folder gets its own hand-scores.json.
+PROBE_ROOTS = [REPO / "results" / preset / "probes"
+               for preset in ("cpu-smollm2-paper-protocol", "cpu-smollm2-finetune-defenses")]
+PROBES = PROBE_ROOTS[0]
 REFERENCE = "sft-r8"  # the SFT-aligned model under the same attack
 
 
@@ -51,15 +55,24 @@ FIRST_SHARES, SECOND_SHARES, SECOND_PER_SHARE = 5, 2, None  # None: a fifth of e
 BEFORE = ":before"  # a probe name with this suffix: its aligned model's answers, before the attack
 
 
+def probe_dir(name: str) -> Path:
+    """The run folder of probe ``name`` (``NAME:before`` included), in whichever root holds it."""
+    name = name.removesuffix(BEFORE)
+    found = [root / name for root in PROBE_ROOTS if (root / name / "summary.json").exists()]
+    if len(found) != 1:
+        raise SystemExit(f"probe {name!r}: found in {len(found)} of {[str(r) for r in PROBE_ROOTS]}, need exactly 1")
+    return found[0]
+
+
 def _samples(name: str):
     """The hs_val answers of a probe as its run kept them, with the judge's verdicts: after the
     attack (``runs/*/samples-hs_val.jsonl``), or before it (``NAME:before``: the evaluation stage
     of the aligned model in the run's ledger)."""
     probe = name.removesuffix(BEFORE)
     if name == probe:
-        (samples,) = (PROBES / probe / "runs").glob("*/samples-hs_val.jsonl")
+        (samples,) = (probe_dir(probe) / "runs").glob("*/samples-hs_val.jsonl")
         return samples
-    (stage,) = [d for d in (PROBES / probe / "stages" / "eval").iterdir()
+    (stage,) = [d for d in (probe_dir(probe) / "stages" / "eval").iterdir()
                 if (rec := json.loads((d / "stage.json").read_text()))["task"] == "hs_val" and not rec["attack"]]
     return stage / "samples.jsonl"
 
@@ -87,7 +100,7 @@ def _judge_verdicts(name: str) -> list[dict]:
 
 
 def _summary_row(probe: str) -> dict:
-    (row,) = json.loads((PROBES / probe.removesuffix(BEFORE) / "summary.json").read_text(encoding="utf-8"))
+    (row,) = json.loads((probe_dir(probe) / "summary.json").read_text(encoding="utf-8"))
     return row
 
 
@@ -149,7 +162,12 @@ def measure() -> dict:
                 "by_judge": round(100 * (sum(judge_of[name]) - sum(judge_of[REFERENCE])) / len(ref), 1),
             }
     result["gaps_same_prompts"] = gaps
-    io.write_json(OUT, result)
+    for root in PROBE_ROOTS:  # each root's hand-scores.json holds its own probes (gaps: against sft-r8)
+        mine = {p for p in result["probes"] if probe_dir(p).parent == root}
+        if mine:
+            io.write_json(root / "hand-scores.json", {
+                **result, "probes": {p: v for p, v in result["probes"].items() if p in mine},
+                "gaps_same_prompts": {g: v for g, v in gaps.items() if g.split(" - ")[0] in mine}})
     print(json.dumps(result, indent=1))
     return result
 

@@ -121,13 +121,16 @@ def test_round3_labels_are_train_side_and_their_agreement_is_the_one_the_docs_re
 
 
 def test_probe_labels_cover_each_probes_answers_and_their_agreement_is_the_one_the_docs_report(rows):
-    """Round 4 (issue-14 probes): every labeled answer is the very answer the probe's run kept."""
+    """Round 4 (the issue-14 and issue-15 probes): every labeled answer is the very answer the
+    probe's run kept."""
     import json
 
     probes = load_labels(LABELS_FILE.parent / "answers-probes.jsonl")
     assert {r["origin"]["round"] for r in probes} == {4} and not {r["id"] for r in probes} & {r["id"] for r in rows}
-    runs = LABELS_FILE.parents[2] / "results" / "cpu-smollm2-paper-protocol" / "probes"
+    results = LABELS_FILE.parents[2] / "results"
+    roots = [results / "cpu-smollm2-paper-protocol" / "probes", results / "cpu-smollm2-finetune-defenses" / "probes"]
     for name, stage in {(r["origin"]["probe"], r["origin"]["stage"]) for r in probes}:
+        (runs,) = [root for root in roots if (root / name / "summary.json").exists()]  # issue 14's or 15's
         if stage == "after_attack":
             (samples,) = (runs / name / "runs").glob("*/samples-hs_val.jsonl")
         else:  # the aligned model's evaluation, in the run's ledger
