@@ -33,6 +33,8 @@ PROBES = {
     "booster-a0.1": "Booster α=0.1 (paper), λ=5, harmful batch 8",
     "booster-a1": "Booster α=1, λ=5, harmful batch 8",
     "booster-a0.01": "Booster α=0.01, λ=5, harmful batch 8",
+    "booster-lam20": "Booster α=0.1, λ=20, harmful batch 8",
+    "booster-hb16": "Booster α=0.1, λ=5, harmful batch 16",
     "sft-lora-paper": "SFT alignment and attack with the paper's LoRA (r=32, α_lora=4 on q/k/v; lr 5e-4, 60 steps: "
                       "about the paper's lr×steps of 1e-5×2000)",
 }
