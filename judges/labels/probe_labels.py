@@ -45,7 +45,6 @@ LABELS = HERE / "answers-probes.jsonl"
 # both, and each folder gets its own hand-scores.json.
 PROBE_ROOTS = [REPO / "results" / preset / "probes"
                for preset in ("cpu-smollm2-paper-protocol", "cpu-smollm2-finetune-defenses")]
-PROBES = PROBE_ROOTS[0]
 REFERENCE = "sft-r8"  # the SFT-aligned model under the same attack
 
 

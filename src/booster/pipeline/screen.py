@@ -24,7 +24,6 @@ from booster.methods import registry
 from booster.pipeline.cells import plan
 
 
-
 def filter_cells(cfg) -> list[tuple]:
     """The grid's cells whose method is a data filter."""
     return [c for c in plan(cfg) if (d := registry.chain(c[0]).finetune) is not None and d.filters]
