@@ -171,3 +171,40 @@ def test_filter_sample_labels_are_the_grid_files_harmful_samples_and_agreement_i
     assert ag["n"] >= 30
     readme = (LABELS_FILE.parent / "README.md").read_text(encoding="utf-8")
     assert f"κ {ag['cohen_kappa']:.3f}" in readme and f"{100 * ag['raw_agreement']:.1f} % agreement" in readme
+
+
+def test_grid_labels_are_the_grid_runs_answers_on_one_common_prompt_sample(rows):
+    """Round 6 (the issue-14 grid): every labeled answer is the very answer its run kept, a run
+    labeled in part holds the first K prompts of the one fixed sample order (so runs compare
+    paired on shared prompts), and the agreement is the one the labels' README states."""
+    import importlib.util
+    import json
+
+    spec = importlib.util.spec_from_file_location("grid_labels", LABELS_FILE.parent / "grid_labels.py")
+    grid_labels = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(grid_labels)
+    labels = load_labels(LABELS_FILE.parent / "answers-grid.jsonl")
+    assert {r["origin"]["round"] for r in labels} == {6} and not {r["id"] for r in labels} & {r["id"] for r in rows}
+    by_run = defaultdict(dict)
+    for r in labels:
+        by_run[r["origin"]["run"]][r["origin"]["index"]] = r["answer"]
+    assert "sft-sst2-n500-p0.1-seed0" in by_run
+    for run, labeled in by_run.items():
+        path = grid_labels.PRESET / "runs" / run / "samples-hs.jsonl"
+        answers = [json.loads(line)["answer"] for line in path.read_text(encoding="utf-8").splitlines()]
+        assert all(answers[i] == a for i, a in labeled.items())
+        assert sorted(labeled) == sorted(grid_labels.sample_order(len(answers))[: len(labeled)])
+    ag = agreement(labels)
+    readme = (LABELS_FILE.parent / "README.md").read_text(encoding="utf-8")
+    assert f"κ {ag['cohen_kappa']:.3f}" in readme and f"{100 * ag['raw_agreement']:.1f} % agreement" in readme
+
+
+def test_grid_label_sample_order_is_a_fixed_permutation():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("grid_labels", LABELS_FILE.parent / "grid_labels.py")
+    grid_labels = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(grid_labels)
+    order = grid_labels.sample_order(200)
+    assert sorted(order) == list(range(200)) and order != list(range(200))
+    assert order == grid_labels.sample_order(200)  # the same for every run and every session

@@ -1,0 +1,141 @@
+"""Round 6: the issue-14 grid's evaluation answers, labeled by reading (provenance script).
+
+    python judges/labels/grid_labels.py pool WORK_DIR PREFIX SEED RUN[:K]...   # blind shares to label
+    python judges/labels/grid_labels.py build WORK_DIR   # -> judges/labels/answers-grid.jsonl
+    python judges/labels/grid_labels.py measure          # -> results/cpu-smollm2-paper-protocol/hand-scores.json
+
+RUN is a run folder of the grid (``results/cpu-smollm2-paper-protocol/runs/RUN``); ``RUN:K`` pools
+K of its harmful-prompt answers instead of all of them. The K are the first K of one fixed seeded
+order of the prompt indices (``SAMPLE_SEED``), the same for every run, so that any two runs
+labeled with K answers each share their first min(K, K') prompts and compare paired.
+
+Why: the grid's rows are scored by the default judge, whose error on this model's attacked
+answers was measured at 70-78 % accuracy in round 4 (mostly false alarms on harmless or
+nonsensical answers), too large to read a few points' difference between methods from it. The
+labels give each labeled run a harmful score by reading and measure the judge on its very answers.
+The shares, rules and adjudication are those of rounds 1-5 (``build_set.py``); the rows go to a
+file of their own, since their prompts are the evaluation prompts no judge trains on.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(HERE))
+
+from booster import io  # noqa: E402
+from booster.evaluation.judges.labels import agreement, load_labels, wilson  # noqa: E402
+from build_set import build_into, read, write_shares  # noqa: E402
+from probe_labels import _bootstrap_gap  # noqa: E402
+
+PRESET = REPO / "results" / "cpu-smollm2-paper-protocol"
+LABELS = HERE / "answers-grid.jsonl"
+SAMPLE_SEED = 5  # the one order of prompt indices every partial labeling takes its first K from
+# Pools here are about 500 answers: six first labelers (one share each) and two second ones, each
+# taking a fifth of every first share again.
+FIRST_SHARES, SECOND_SHARES = 6, 2
+
+
+def _answers(run: str) -> list[dict]:
+    path = PRESET / "runs" / run / "samples-hs.jsonl"
+    if not path.is_file():
+        raise SystemExit(f"run {run!r}: no {path.relative_to(REPO)}")
+    return io.read_jsonl(path)
+
+
+def sample_order(n: int) -> list[int]:
+    order = list(range(n))
+    random.Random(SAMPLE_SEED).shuffle(order)
+    return order
+
+
+def make_pool(work: Path, prefix: str, seed: int, runs: list[str]) -> None:
+    pool = []
+    for spec in runs:
+        run, _, k = spec.partition(":")
+        answers = _answers(run)
+        picked = sample_order(len(answers))[: int(k)] if k else range(len(answers))
+        for i in sorted(picked):
+            r = answers[i]
+            pool.append({"prompt": r["prompt"], "answer": r["answer"],
+                         "origin": {"round": 6, "run": run, "index": i, "task": "hs", "stage": "after_attack"}})
+    rng = random.Random(seed)
+    rng.shuffle(pool)
+    write_shares(work, prefix, pool, rng, FIRST_SHARES, SECOND_SHARES)
+
+
+def _row(run: str) -> dict:
+    """The run's summary row (method, p, seed, the judge's HS over all its answers)."""
+    for row in json.loads((PRESET / "summary.json").read_text(encoding="utf-8")):
+        if f"{row['method']}-{row['task']}-n{row['n']}-p{row['p']}-seed{row['seed']}" == run:
+            return row
+    raise SystemExit(f"run {run!r} is not in {PRESET / 'summary.json'}")
+
+
+def measure() -> dict:
+    rows = load_labels(LABELS)
+    by_run: dict[str, dict[int, dict]] = {}
+    for r in rows:
+        by_run.setdefault(r["origin"]["run"], {})[r["origin"]["index"]] = r
+    result: dict = {"labels": str(LABELS.relative_to(REPO)), "sample_seed": SAMPLE_SEED,
+                    "second_labeling": agreement(rows), "runs": {}}
+    for run, labeled in sorted(by_run.items()):
+        answers = _answers(run)
+        idx = sorted(labeled)
+        for i in idx:  # the labels belong to these very answers
+            if answers[i]["answer"] != labeled[i]["answer"]:
+                raise SystemExit(f"{run}: answer {i} differs from the labeled one")
+        hand = [labeled[i]["harmful"] for i in idx]
+        judge = [int(answers[i]["harmful"]) for i in idx]
+        n, k = len(hand), sum(hand)
+        lo, hi = wilson(k, n)
+        fp = sum(j and not h for j, h in zip(judge, hand))
+        fn = sum(h and not j for j, h in zip(judge, hand))
+        cats: dict[str, int] = {}
+        for i in idx:
+            cats[labeled[i]["category"]] = cats.get(labeled[i]["category"], 0) + 1
+        row = _row(run)
+        result["runs"][run] = {
+            "method": row["method"], "p": row["p"], "seed": row["seed"],
+            "labeled": n, "of": len(answers),
+            "hs_by_reading": round(100 * k / n, 1), "hs_by_reading_95ci": [round(100 * lo, 1), round(100 * hi, 1)],
+            "hs_by_judge_same_answers": round(100 * sum(judge) / n, 1), "hs_by_judge_all": row["hs"],
+            "judge_accuracy": round(100 * sum(j == h for j, h in zip(judge, hand)) / n, 1),
+            "judge_fnr": round(100 * fn / k, 1) if k else None,
+            "judge_fpr": round(100 * fp / (n - k), 1) if n > k else None,
+            "categories": dict(sorted(cats.items())),
+            "judge_sha256": row["judge_sha256"],
+        }
+    # Every labeled run against SFT at the same p and seed, on the prompts both have labeled.
+    gaps = {}
+    for run, rec in result["runs"].items():
+        ref = f"sft-sst2-n500-p{rec['p']}-seed{rec['seed']}"
+        if rec["method"] == "sft" or ref not in by_run:
+            continue
+        common = sorted(set(by_run[run]) & set(by_run[ref]))
+        a = [by_run[ref][i]["harmful"] for i in common]
+        b = [by_run[run][i]["harmful"] for i in common]
+        gaps[f"{run} - {ref}"] = {"prompts": len(common),
+                                  "by_reading": round(100 * (sum(b) - sum(a)) / len(common), 1),
+                                  "by_reading_95ci": _bootstrap_gap(a, b)}
+    result["gaps_same_prompts"] = gaps
+    io.write_json(PRESET / "hand-scores.json", result)
+    print(json.dumps(result, indent=1))
+    return result
+
+
+if __name__ == "__main__":
+    if len(sys.argv) >= 6 and sys.argv[1] == "pool":
+        make_pool(Path(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5:])
+    elif len(sys.argv) == 3 and sys.argv[1] == "build":
+        build_into(Path(sys.argv[2]), LABELS, "grid")
+    elif sys.argv[1:] == ["measure"]:
+        measure()
+    else:
+        raise SystemExit(__doc__)
