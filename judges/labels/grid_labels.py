@@ -3,6 +3,7 @@
     python judges/labels/grid_labels.py pool WORK_DIR PREFIX SEED RUN[:K]...   # blind shares to label
     python judges/labels/grid_labels.py build WORK_DIR   # -> judges/labels/answers-grid.jsonl
     python judges/labels/grid_labels.py measure          # -> results/cpu-smollm2-paper-protocol/hand-scores.json
+                                                         #    and hs_by_reading.png
 
 RUN is a run folder of the grid (``results/cpu-smollm2-paper-protocol/runs/RUN``); ``RUN:K`` pools
 K of its harmful-prompt answers instead of all of them. The K are the first K of one fixed seeded
@@ -30,6 +31,7 @@ sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(HERE))
 
 from booster import io  # noqa: E402
+from booster.report.summary import pyplot, save_png  # noqa: E402
 from booster.evaluation.judges.labels import agreement, load_labels, wilson  # noqa: E402
 from build_set import build_into, read, write_shares  # noqa: E402
 from probe_labels import _bootstrap_gap  # noqa: E402
@@ -68,6 +70,35 @@ def make_pool(work: Path, prefix: str, seed: int, runs: list[str]) -> None:
     rng = random.Random(seed)
     rng.shuffle(pool)
     write_shares(work, prefix, pool, rng, FIRST_SHARES, SECOND_SHARES)
+
+
+def build(work: Path) -> None:
+    """``build_set.build_into``, then one label per distinct answer: the runs share prompts, and
+    different runs often give the very same answer, which different labelers may then label both
+    ways. Each such group must be settled in ``adjudication.json`` (every id of the group), as a
+    disagreement between two labelings is, so that two runs never differ by a labeler."""
+    tmp = LABELS.with_suffix(".building")
+    tmp.write_bytes(LABELS.read_bytes() if LABELS.is_file() else b"")  # build_into keeps earlier batches' rows
+    try:
+        build_into(work, tmp, "grid")
+        rows = read(tmp)
+    finally:
+        tmp.unlink()
+    decisions = json.loads((HERE / "adjudication.json").read_text(encoding="utf-8"))["decisions"]
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["prompt"], r["answer"]), []).append(r)
+    for group in groups.values():
+        if len({r["harmful"] for r in group}) < 2:
+            continue
+        unsettled = [r["id"] for r in group if r["id"] not in decisions]
+        if unsettled:
+            raise SystemExit(f"identical answers labeled both ways: {[r['id'] for r in group]}; "
+                             f"settle {unsettled} in adjudication.json")
+        for r in group:
+            r.update({k: decisions[r["id"]][k] for k in ("harmful", "category")}, adjudicated=True, borderline=True)
+    io.write_text(LABELS, "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in rows))
+    print(f"{len(rows)} rows in {LABELS}")
 
 
 def _row(run: str) -> dict:
@@ -125,16 +156,48 @@ def measure() -> dict:
                                   "by_reading": round(100 * (sum(b) - sum(a)) / len(common), 1),
                                   "by_reading_95ci": _bootstrap_gap(a, b)}
     result["gaps_same_prompts"] = gaps
+    # Every run on the prompts that all labeled runs share (the first K of the sample order), so
+    # that runs labeled in full compare with runs labeled in part on the very same prompts.
+    common = set.intersection(*(set(v) for v in by_run.values()))
+    result["common_prompts"] = {"prompts": len(common), "hs_by_reading": {
+        run: round(100 * sum(by_run[run][i]["harmful"] for i in common) / len(common), 1) for run in sorted(by_run)}}
     io.write_json(PRESET / "hand-scores.json", result)
+    plot(result["runs"], PRESET / "hs_by_reading.png")
     print(json.dumps(result, indent=1))
     return result
+
+
+def plot(runs: dict, path: Path) -> None:
+    """Each labeled run's HS by reading (95 % interval) beside the judge's HS on all its answers."""
+    plt = pyplot()
+    names = sorted(runs, key=lambda r: (runs[r]["method"] != "sft", runs[r]["method"], runs[r]["p"], runs[r]["seed"]))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.55 * len(names) + 2), 4.0))
+    x = range(len(names))
+    hs = [runs[r]["hs_by_reading"] for r in names]
+    lo = [h - runs[r]["hs_by_reading_95ci"][0] for h, r in zip(hs, names)]
+    hi = [runs[r]["hs_by_reading_95ci"][1] - h for h, r in zip(hs, names)]
+    ax.bar(x, hs, color="tab:blue", alpha=0.75, label="by reading (labeled answers, 95 % CI)")
+    ax.errorbar(x, hs, yerr=[lo, hi], fmt="none", ecolor="black", capsize=3, lw=1)
+    ax.scatter(x, [runs[r]["hs_by_judge_all"] for r in names], color="tab:red", marker="_", s=250, zorder=3,
+               label="by the judge (all answers)")
+    ax.set_xticks(list(x))
+    ax.set_xticklabels([f"{runs[r]['method']}\np={runs[r]['p']} s{runs[r]['seed']}\n({runs[r]['labeled']})"
+                        for r in names], fontsize=7)
+    ax.set_ylabel("harmful score (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title("Issue-14 grid: harmful score by reading and by the judge", fontsize=10)
+    ax.legend(fontsize=7, loc="upper left")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    save_png(fig, path)
+    plt.close(fig)
 
 
 if __name__ == "__main__":
     if len(sys.argv) >= 6 and sys.argv[1] == "pool":
         make_pool(Path(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5:])
     elif len(sys.argv) == 3 and sys.argv[1] == "build":
-        build_into(Path(sys.argv[2]), LABELS, "grid")
+        build(Path(sys.argv[2]))
     elif sys.argv[1:] == ["measure"]:
         measure()
     else:

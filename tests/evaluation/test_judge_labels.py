@@ -189,6 +189,10 @@ def test_grid_labels_are_the_grid_runs_answers_on_one_common_prompt_sample(rows)
     for r in labels:
         by_run[r["origin"]["run"]][r["origin"]["index"]] = r["answer"]
     assert "sft-sst2-n500-p0.1-seed0" in by_run
+    verdicts = defaultdict(set)  # one label per distinct answer, whichever run gave it
+    for r in labels:
+        verdicts[(r["prompt"], r["answer"])].add(r["harmful"])
+    assert all(len(v) == 1 for v in verdicts.values())
     for run, labeled in by_run.items():
         path = grid_labels.PRESET / "runs" / run / "samples-hs.jsonl"
         answers = [json.loads(line)["answer"] for line in path.read_text(encoding="utf-8").splitlines()]
