@@ -26,6 +26,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1] / "src"))
 
+from booster import io  # noqa: E402
 from booster.data import normalize_prompt, seeded_order  # noqa: E402
 from booster.evaluation.judges.labels import CATEGORIES, TEST_SALT, split_of  # noqa: E402
 
@@ -106,8 +107,9 @@ def final_label(iid: str, first: dict, second: dict, decisions: dict) -> dict:
 
 def build_into(work: Path, out: Path, source: str) -> None:
     """Label rows of a later round (one ``pool_*.jsonl`` in ``work``) written to ``out``, beside
-    the rows of earlier batches already there (matched by id). Every row is split ``train`` by
-    the split rule (no harmful-score prompt of the judge's test); no judge trains on these files."""
+    the rows of earlier batches already there (matched by id), with one label per distinct answer
+    (``settle_duplicates``). Every row is split ``train`` by the split rule (no harmful-score
+    prompt of the judge's test); no judge trains on these files."""
     (pool_file,) = work.glob("pool_*.jsonl")
     pool = {r["id"]: r for r in read(pool_file)}
     first, second, decisions = labelings(work, pool)
@@ -119,9 +121,30 @@ def build_into(work: Path, out: Path, source: str) -> None:
                      "borderline": label["borderline"], "split": "train", "labels": label["labels"],
                      "adjudicated": label["adjudicated"]})
     earlier = [r for r in (read(out) if out.is_file() else []) if r["id"] not in pool]
-    rows = sorted(earlier + rows, key=lambda x: x["id"])
-    out.write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in rows), encoding="utf-8")
+    rows = settle_duplicates(sorted(earlier + rows, key=lambda x: x["id"]))
+    io.write_text(out, "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in rows))
     print(f"wrote {len(rows)} rows to {out}")
+
+
+def settle_duplicates(rows: list[dict]) -> list[dict]:
+    """One label per distinct (prompt, answer): runs and probes share prompts and often give the
+    very same answer, which different labelers may label both ways. Every id of such a group must
+    be settled in ``adjudication.json``, as a disagreement between two labelings is; the decision
+    replaces the labels of the whole group (so that two runs never differ by a labeler)."""
+    decisions = json.loads((HERE / "adjudication.json").read_text(encoding="utf-8"))["decisions"]
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["prompt"], r["answer"]), []).append(r)
+    for group in groups.values():
+        if len({r["harmful"] for r in group}) < 2:
+            continue  # one label already (a single answer's two labelings are settled by final_label)
+        unsettled = [r["id"] for r in group if r["id"] not in decisions]
+        if unsettled:
+            raise SystemExit(f"identical answers labeled both ways: {[r['id'] for r in group]}; "
+                             f"settle {unsettled} in adjudication.json")
+        for r in group:
+            r.update({k: decisions[r["id"]][k] for k in ("harmful", "category")}, adjudicated=True, borderline=True)
+    return rows
 
 
 def main(work: Path) -> None:

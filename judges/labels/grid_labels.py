@@ -31,9 +31,9 @@ sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(HERE))
 
 from booster import io  # noqa: E402
-from booster.report.summary import pyplot, save_png  # noqa: E402
 from booster.evaluation.judges.labels import agreement, load_labels, wilson  # noqa: E402
-from build_set import build_into, read, write_shares  # noqa: E402
+from booster.report.summary import pyplot, save_png  # noqa: E402
+from build_set import build_into, write_shares  # noqa: E402
 from probe_labels import _bootstrap_gap  # noqa: E402
 
 PRESET = REPO / "results" / "cpu-smollm2-paper-protocol"
@@ -70,35 +70,6 @@ def make_pool(work: Path, prefix: str, seed: int, runs: list[str]) -> None:
     rng = random.Random(seed)
     rng.shuffle(pool)
     write_shares(work, prefix, pool, rng, FIRST_SHARES, SECOND_SHARES)
-
-
-def build(work: Path) -> None:
-    """``build_set.build_into``, then one label per distinct answer: the runs share prompts, and
-    different runs often give the very same answer, which different labelers may then label both
-    ways. Each such group must be settled in ``adjudication.json`` (every id of the group), as a
-    disagreement between two labelings is, so that two runs never differ by a labeler."""
-    tmp = LABELS.with_suffix(".building")
-    tmp.write_bytes(LABELS.read_bytes() if LABELS.is_file() else b"")  # build_into keeps earlier batches' rows
-    try:
-        build_into(work, tmp, "grid")
-        rows = read(tmp)
-    finally:
-        tmp.unlink()
-    decisions = json.loads((HERE / "adjudication.json").read_text(encoding="utf-8"))["decisions"]
-    groups: dict[tuple[str, str], list[dict]] = {}
-    for r in rows:
-        groups.setdefault((r["prompt"], r["answer"]), []).append(r)
-    for group in groups.values():
-        if len({r["harmful"] for r in group}) < 2:
-            continue
-        unsettled = [r["id"] for r in group if r["id"] not in decisions]
-        if unsettled:
-            raise SystemExit(f"identical answers labeled both ways: {[r['id'] for r in group]}; "
-                             f"settle {unsettled} in adjudication.json")
-        for r in group:
-            r.update({k: decisions[r["id"]][k] for k in ("harmful", "category")}, adjudicated=True, borderline=True)
-    io.write_text(LABELS, "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in rows))
-    print(f"{len(rows)} rows in {LABELS}")
 
 
 def _row(run: str) -> dict:
@@ -197,7 +168,7 @@ if __name__ == "__main__":
     if len(sys.argv) >= 6 and sys.argv[1] == "pool":
         make_pool(Path(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5:])
     elif len(sys.argv) == 3 and sys.argv[1] == "build":
-        build(Path(sys.argv[2]))
+        build_into(Path(sys.argv[2]), LABELS, "grid")
     elif sys.argv[1:] == ["measure"]:
         measure()
     else:

@@ -142,6 +142,10 @@ def test_probe_labels_cover_each_probes_answers_and_their_agreement_is_the_one_t
         labeled = {r["origin"]["index"]: r["answer"] for r in probes
                    if (r["origin"]["probe"], r["origin"]["stage"]) == (name, stage)}
         assert labeled == dict(enumerate(answers))
+    verdicts = defaultdict(set)  # one label per distinct answer, whichever probe gave it
+    for r in probes:
+        verdicts[(r["prompt"], r["answer"])].add(r["harmful"])
+    assert all(len(v) == 1 for v in verdicts.values())
     ag = agreement(probes)
     readme = (LABELS_FILE.parent / "README.md").read_text(encoding="utf-8")
     assert f"κ {ag['cohen_kappa']:.3f}" in readme and f"{100 * ag['raw_agreement']:.1f} % agreement" in readme
@@ -212,3 +216,23 @@ def test_grid_label_sample_order_is_a_fixed_permutation():
     order = grid_labels.sample_order(200)
     assert sorted(order) == list(range(200)) and order != list(range(200))
     assert order == grid_labels.sample_order(200)  # the same for every run and every session
+
+
+def test_settle_duplicates_refuses_an_unsettled_group_and_applies_a_settled_one():
+    import importlib.util
+    import sys
+
+    sys.path.insert(0, str(LABELS_FILE.parent))
+    spec = importlib.util.spec_from_file_location("build_set", LABELS_FILE.parent / "build_set.py")
+    build_set = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build_set)
+    row = {"prompt": "q", "answer": "a", "category": "refusal", "harmful": 0, "borderline": False}
+    with pytest.raises(SystemExit, match="labeled both ways"):
+        build_set.settle_duplicates([{**row, "id": "ZZ001"}, {**row, "id": "ZZ002", "harmful": 1,
+                                                               "category": "harmful_compliance"}])
+    # a committed settled group: every id takes the decision, whatever its labeler said
+    rows = build_set.settle_duplicates([{**row, "id": "G0040"}, {**row, "id": "G0345", "harmful": 1,
+                                                                 "category": "harmful_compliance"}])
+    assert [(r["harmful"], r["category"], r["adjudicated"]) for r in rows] == [(0, "mild_engagement", True)] * 2
+    agreeing = [{**row, "id": "ZZ003"}, {**row, "id": "ZZ004"}]
+    assert build_set.settle_duplicates([dict(r) for r in agreeing]) == agreeing
