@@ -73,11 +73,13 @@ def make_pool(work: Path, prefix: str, seed: int, runs: list[str]) -> None:
 
 
 def _row(run: str) -> dict:
-    """The run's summary row (method, p, seed, the judge's HS over all its answers)."""
-    for row in json.loads((PRESET / "summary.json").read_text(encoding="utf-8")):
-        if f"{row['method']}-{row['task']}-n{row['n']}-p{row['p']}-seed{row['seed']}" == run:
-            return row
-    raise SystemExit(f"run {run!r} is not in {PRESET / 'summary.json'}")
+    """The run's method, p and seed (from its folder name), the judge's HS over all its answers
+    (its ``metrics.json``, written as the cell finishes) and the judge's sha (``protocol.json``)."""
+    method, task, n, p, seed = run.rsplit("-", 4)
+    metrics = json.loads((PRESET / "runs" / run / "metrics.json").read_text(encoding="utf-8"))
+    protocol = json.loads((PRESET / "protocol.json").read_text(encoding="utf-8"))
+    return {"method": method, "p": float(p.removeprefix("p")), "seed": int(seed.removeprefix("seed")),
+            "hs": metrics["hs"]["hs"], "judge_sha256": protocol["judge"]["sha256"]}
 
 
 def measure() -> dict:
