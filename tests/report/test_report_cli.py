@@ -122,3 +122,36 @@ def test_a_valid_folder_is_reported_with_a_lenient_protocol(tmp_path, capsys):
     md = (d / "report.md").read_text()
     assert md.startswith("# run\n") and "LoRA r=?" in md
     assert (d / "report.html").read_text().startswith("<!doctype html>")
+
+
+HAND = {"labels": "judges/labels/answers-grid.jsonl", "runs": {
+    "sft-sst2-n10-p0.1-seed0": {"method": "sft", "p": 0.1, "seed": 0, "labeled": 8, "of": 10, "hs_by_reading": 37.5,
+                                "hs_by_reading_95ci": [13.7, 69.4], "hs_by_judge_same_answers": 50.0,
+                                "hs_by_judge_all": 40.0, "judge_accuracy": 62.5, "judge_fnr": 33.3, "judge_fpr": None}}}
+
+
+def test_hand_scores_beside_a_grid_get_their_own_table(tmp_path, capsys):
+    d = run_folder(tmp_path)
+    (d / "hand-scores.json").write_text(json.dumps(HAND), encoding="utf-8")
+    assert main(["report", str(d)]) == 0
+    md = (d / "report.md").read_text()
+    assert "## Harmful score by reading (hand-labeled answers)" in md
+    assert "| sft-sst2-n10-p0.1-seed0 | 8 of 10 | 37.5 [13.7, 69.4] | 50.0 | 40.0 | 62.5 | 33.3 | – |" in md
+    (d / "hand-scores.json").unlink()  # without the file, no such section
+    assert main(["report", str(d)]) == 0
+    assert "by reading" not in (d / "report.md").read_text()
+
+
+@pytest.mark.parametrize("text, message", [
+    ("{", "hand-scores.json:1: is not valid JSON"),
+    ("[]", "hand-scores.json: should be a JSON object with 'runs'"),
+    (json.dumps({"runs": {"r": {**HAND["runs"]["sft-sst2-n10-p0.1-seed0"], "hs_by_reading": "x"}}}),
+     "run 'r': 'hs_by_reading' should be a number"),
+    (json.dumps({"runs": {"r": {**HAND["runs"]["sft-sst2-n10-p0.1-seed0"], "hs_by_reading_95ci": [1]}}}),
+     "run 'r': 'hs_by_reading_95ci' should be two numbers"),
+])
+def test_a_broken_hand_scores_file_is_named_and_nothing_is_written(tmp_path, capsys, text, message):
+    d = run_folder(tmp_path)
+    (d / "hand-scores.json").write_text(text, encoding="utf-8")
+    assert message in error_line(capsys, d)
+    assert untouched(d)

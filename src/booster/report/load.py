@@ -14,6 +14,7 @@ from pathlib import Path
 
 from booster.errors import BoosterError, DataError
 
+HAND_SCORES = "hand-scores.json"  # written beside a grid by a labeling round (judges/labels/grid_labels.py)
 NAMES = ("summary", "histories", "protocol")
 
 # Keys a summary row may carry, by the type the report reads them as (None is always allowed:
@@ -137,6 +138,26 @@ def check_protocol(path: Path, protocol) -> dict:
     return protocol
 
 
+def check_hand_scores(path: Path, hand) -> dict:
+    """``hand-scores.json`` (optional; a labeling round writes it beside a grid): the numbers the
+    report's hand-score table reads, per labeled run."""
+    if not isinstance(hand, dict) or not isinstance(hand.get("runs"), dict):
+        raise DataError(path, "should be a JSON object with 'runs', one entry per labeled run")
+    for run, r in hand["runs"].items():
+        if not isinstance(r, dict):
+            raise DataError(path, f"run {run!r} should be a JSON object")
+        for key in ("labeled", "of", "hs_by_reading", "hs_by_judge_same_answers", "hs_by_judge_all", "judge_accuracy"):
+            if not _is_number(r.get(key)):
+                raise DataError(path, f"run {run!r}: '{key}' should be a number")
+        ci = r.get("hs_by_reading_95ci")
+        if not (isinstance(ci, list) and len(ci) == 2 and all(_is_number(x) for x in ci)):
+            raise DataError(path, f"run {run!r}: 'hs_by_reading_95ci' should be two numbers")
+        for key in ("judge_fnr", "judge_fpr"):
+            if r.get(key) is not None and not _is_number(r[key]):
+                raise DataError(path, f"run {run!r}: '{key}' should be a number or null")
+    return hand
+
+
 def load_run(run_dir) -> tuple[list[dict], dict, dict]:
     """(summary rows, histories, protocol) of a run folder, each checked for what the report reads."""
     out = Path(run_dir)
@@ -146,6 +167,8 @@ def load_run(run_dir) -> tuple[list[dict], dict, dict]:
         raise BoosterError(f"'{out}' is a file, not a run folder (give the folder that holds summary.json)")
     files = {name: out / f"{name}.json" for name in NAMES}
     data = {name: _read(path) for name, path in files.items()}
+    if (out / HAND_SCORES).exists():  # optional, but checked before anything is written
+        check_hand_scores(out / HAND_SCORES, _read(out / HAND_SCORES))
     return (check_summary(files["summary"], data["summary"]),
             check_histories(files["histories"], data["histories"]),
             check_protocol(files["protocol"], data["protocol"]))

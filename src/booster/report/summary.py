@@ -13,6 +13,7 @@ The HTML page is rendered from the Markdown text (``booster.report.markdown``).
 
 from __future__ import annotations
 
+import json
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -566,6 +567,41 @@ def _recipe_markdown(rows: list[dict], recipe: str, protocol: dict, jnote: str) 
     return md + [jnote, ""]
 
 
+def hand_scores_table(hand: dict) -> list[list[str]]:
+    """One line per hand-labeled run: HS by reading with its 95 % interval, the judge on the same
+    answers and on all of them, and the judge's accuracy, FNR and FPR on the labeled ones."""
+    table = [["run", "labeled", "HS by reading [95 % CI]", "HS by the judge, same answers", "HS by the judge, all",
+              "judge accuracy", "FNR", "FPR"]]
+    for run, r in hand.get("runs", {}).items():
+        lo, hi = r["hs_by_reading_95ci"]
+        table.append([run, f"{r['labeled']} of {r['of']}", f"{r['hs_by_reading']:.1f} [{lo:.1f}, {hi:.1f}]",
+                      _num(r["hs_by_judge_same_answers"]), _num(r["hs_by_judge_all"]), _num(r["judge_accuracy"]),
+                      _num(r["judge_fnr"]), _num(r["judge_fpr"])])
+    return table
+
+
+def _hand_scores_markdown(out: Path) -> list[str]:
+    """The hand-labeled harmful scores of this run folder, when a labeling round wrote them: on
+    these models' answers the judge can be far less accurate than on its own test split."""
+    from booster.report.load import HAND_SCORES
+
+    path = out / HAND_SCORES
+    if not path.is_file():
+        return []
+    hand = json.loads(path.read_text(encoding="utf-8"))
+    table = hand_scores_table(hand)
+    if len(table) < 2:
+        return []
+    title = "Harmful score by reading (hand-labeled answers)"
+    md = [f"## {title}", "", _markdown(table), "",
+          f"Labeled blind under docs/judging.md section 1 ({hand.get('labels', '?')}); runs labeled in part hold "
+          "the first answers of one fixed seeded order of the prompts, so they compare on shared prompts. "
+          "Where this table and the judge's HS differ, this table is the measurement.", ""]
+    if (out / "hs_by_reading.png").is_file():
+        md += [f"![{title}](hs_by_reading.png)", ""]
+    return md
+
+
 def write_report(out: Path, rows: list[dict], histories: dict, protocol: dict) -> None:
     """report.md, report.html (rendered from the same Markdown) and the plots, into ``out``.
     ``rows``/``histories``/``protocol`` as ``booster run`` writes them (see booster.report.load
@@ -601,6 +637,7 @@ def write_report(out: Path, rows: list[dict], histories: dict, protocol: dict) -
                "load were not controlled; attack stages run with other bf16 kernels than most of SFT's "
                "(`bf16_kernels`) are left out. `booster bench methods CONFIG` measures the controlled ratios "
                "(BENCHMARKS.md).", ""]
+    md += _hand_scores_markdown(out)
     md += ["## Every run", "", _markdown(detail_table(rows)), "", jnote, "",
            "The full protocol (data pool sizes and hashes, p definition, configs, judge identity, package "
            "versions, every stage's inputs) is in `protocol.json`.", ""]
