@@ -129,6 +129,27 @@ def measure() -> dict:
                                   "by_reading": round(100 * (sum(b) - sum(a)) / len(common), 1),
                                   "by_reading_95ci": _bootstrap_gap(a, b)}
     result["gaps_same_prompts"] = gaps
+    # Over seeds: a method against SFT at the same p, on the prompts every seed of both labeled,
+    # the prompts resampled together with all their seeds (one prompt's answers are not independent).
+    pooled = {}
+    cells: dict[tuple[str, float], dict[int, str]] = {}
+    for run, rec in result["runs"].items():
+        cells.setdefault((rec["method"], rec["p"]), {})[rec["seed"]] = run
+    for (method, p), seeds in cells.items():
+        ref = cells.get(("sft", p), {})
+        both = sorted(set(seeds) & set(ref))
+        if method == "sft" or len(both) < 2:
+            continue
+        common = sorted(set.intersection(*(set(by_run[seeds[s]]) & set(by_run[ref[s]]) for s in both)))
+        a = [sum(by_run[ref[s]][i]["harmful"] for s in both) for i in common]
+        b = [sum(by_run[seeds[s]][i]["harmful"] for s in both) for i in common]
+        lo, hi = _bootstrap_gap(a, b)
+        k = len(both)
+        pooled[f"{method} - sft, p={p}"] = {
+            "seeds": both, "prompts": len(common), "sft_by_reading": round(100 * sum(a) / (k * len(common)), 1),
+            "by_reading": round(100 * sum(b) / (k * len(common)), 1),
+            "gap": round(100 * (sum(b) - sum(a)) / (k * len(common)), 1), "gap_95ci": [round(lo / k, 1), round(hi / k, 1)]}
+    result["gaps_over_seeds"] = pooled
     # Every run on the prompts that all labeled runs share (the first K of the sample order), so
     # that runs labeled in full compare with runs labeled in part on the very same prompts.
     common = set.intersection(*(set(v) for v in by_run.values()))
