@@ -49,6 +49,8 @@ REFERENCE = "sft-r8"  # the SFT-aligned model under the same attack
 
 
 FIRST_SHARES, SECOND_SHARES, SECOND_PER_SHARE = 5, 2, None  # None: a fifth of each first share
+# Larger batches were cut into more first shares (PREFIX -> first, second labelers).
+SHARES = {"X": (6, 2)}
 
 
 BEFORE = ":before"  # a probe name with this suffix: its aligned model's answers, before the attack
@@ -86,7 +88,8 @@ def make_pool(work: Path, prefix: str, seed: int, probes: list[str]) -> None:
                                     "stage": stage}})
     rng = random.Random(seed)
     rng.shuffle(pool)
-    write_shares(work, prefix, pool, rng, FIRST_SHARES, SECOND_SHARES, SECOND_PER_SHARE)
+    firsts, seconds = SHARES.get(prefix, (FIRST_SHARES, SECOND_SHARES))
+    write_shares(work, prefix, pool, rng, firsts, seconds, SECOND_PER_SHARE)
 
 
 def build(work: Path) -> None:
