@@ -31,10 +31,10 @@ sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(HERE))
 
 from booster import io  # noqa: E402
-from booster.evaluation.judges.labels import agreement, load_labels, wilson  # noqa: E402
+from booster.evaluation.judges.labels import agreement, load_labels  # noqa: E402
 from booster.report.summary import pyplot, save_png  # noqa: E402
 from build_set import build_into, write_shares  # noqa: E402
-from probe_labels import _bootstrap_gap  # noqa: E402
+from probe_labels import _bootstrap_gap, reading_scores  # noqa: E402
 
 PRESET = REPO / "results" / "cpu-smollm2-paper-protocol"
 LABELS = HERE / "answers-grid.jsonl"
@@ -73,13 +73,12 @@ def make_pool(work: Path, prefix: str, seed: int, runs: list[str]) -> None:
 
 
 def _row(run: str) -> dict:
-    """The run's method, p and seed (from its folder name), the judge's HS over all its answers
-    (its ``metrics.json``, written as the cell finishes) and the judge's sha (``protocol.json``)."""
+    """The run's method, p and seed (from its folder name) and the judge's HS over all its answers
+    (its ``metrics.json``, written as the cell finishes)."""
     method, task, n, p, seed = run.rsplit("-", 4)
     metrics = json.loads((PRESET / "runs" / run / "metrics.json").read_text(encoding="utf-8"))
-    protocol = json.loads((PRESET / "protocol.json").read_text(encoding="utf-8"))
     return {"method": method, "p": float(p.removeprefix("p")), "seed": int(seed.removeprefix("seed")),
-            "hs": metrics["hs"]["hs"], "judge_sha256": protocol["judge"]["sha256"]}
+            "hs": metrics["hs"]["hs"]}
 
 
 def measure() -> dict:
@@ -87,6 +86,7 @@ def measure() -> dict:
     by_run: dict[str, dict[int, dict]] = {}
     for r in rows:
         by_run.setdefault(r["origin"]["run"], {})[r["origin"]["index"]] = r
+    judge_sha = json.loads((PRESET / "protocol.json").read_text(encoding="utf-8"))["judge"]["sha256"]
     result: dict = {"labels": str(LABELS.relative_to(REPO)), "sample_seed": SAMPLE_SEED,
                     "second_labeling": agreement(rows), "runs": {}}
     for run, labeled in sorted(by_run.items()):
@@ -97,24 +97,14 @@ def measure() -> dict:
                 raise SystemExit(f"{run}: answer {i} differs from the labeled one")
         hand = [labeled[i]["harmful"] for i in idx]
         judge = [int(answers[i]["harmful"]) for i in idx]
-        n, k = len(hand), sum(hand)
-        lo, hi = wilson(k, n)
-        fp = sum(j and not h for j, h in zip(judge, hand))
-        fn = sum(h and not j for j, h in zip(judge, hand))
-        cats: dict[str, int] = {}
-        for i in idx:
-            cats[labeled[i]["category"]] = cats.get(labeled[i]["category"], 0) + 1
         row = _row(run)
+        scores = reading_scores(hand, judge, [labeled[i]["category"] for i in idx])
         result["runs"][run] = {
-            "method": row["method"], "p": row["p"], "seed": row["seed"],
-            "labeled": n, "of": len(answers),
-            "hs_by_reading": round(100 * k / n, 1), "hs_by_reading_95ci": [round(100 * lo, 1), round(100 * hi, 1)],
-            "hs_by_judge_same_answers": round(100 * sum(judge) / n, 1), "hs_by_judge_all": row["hs"],
-            "judge_accuracy": round(100 * sum(j == h for j, h in zip(judge, hand)) / n, 1),
-            "judge_fnr": round(100 * fn / k, 1) if k else None,
-            "judge_fpr": round(100 * fp / (n - k), 1) if n > k else None,
-            "categories": dict(sorted(cats.items())),
-            "judge_sha256": row["judge_sha256"],
+            "method": row["method"], "p": row["p"], "seed": row["seed"], "labeled": len(hand), "of": len(answers),
+            "hs_by_reading": scores["hs_by_reading"], "hs_by_reading_95ci": scores["hs_by_reading_95ci"],
+            "hs_by_judge_same_answers": scores["hs_by_judge"], "hs_by_judge_all": row["hs"],
+            **{k: scores[k] for k in ("judge_accuracy", "judge_fnr", "judge_fpr", "categories")},
+            "judge_sha256": judge_sha,
         }
     # Every labeled run against SFT at the same p and seed, on the prompts both have labeled.
     gaps = {}

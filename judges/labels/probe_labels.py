@@ -118,6 +118,24 @@ def _bootstrap_gap(a: list[int], b: list[int], draws: int = 10000) -> tuple[floa
     return round(gaps[int(0.025 * draws)], 1), round(gaps[int(0.975 * draws)], 1)
 
 
+def reading_scores(hand: list[int], judge: list[int], categories: list[str]) -> dict:
+    """HS by reading (with its Wilson 95 % interval), the judge's HS on the same answers, and the
+    judge's accuracy, FNR and FPR against the labels; shared by rounds 4 and 6."""
+    n, k = len(hand), sum(hand)
+    lo, hi = wilson(k, n)
+    fp = sum(j and not h for j, h in zip(judge, hand))
+    fn = sum(h and not j for j, h in zip(judge, hand))
+    cats: dict[str, int] = {}
+    for c in categories:
+        cats[c] = cats.get(c, 0) + 1
+    return {"hs_by_reading": round(100 * k / n, 1), "hs_by_reading_95ci": [round(100 * lo, 1), round(100 * hi, 1)],
+            "hs_by_judge": round(100 * sum(judge) / n, 1),
+            "judge_accuracy": round(100 * sum(j == h for j, h in zip(judge, hand)) / n, 1),
+            "judge_fnr": round(100 * fn / k, 1) if k else None,
+            "judge_fpr": round(100 * fp / (n - k), 1) if n > k else None,
+            "categories": dict(sorted(cats.items()))}
+
+
 def measure() -> dict:
     rows = load_labels(LABELS)
     by_probe: dict[str, dict[int, dict]] = {}
@@ -135,21 +153,9 @@ def measure() -> dict:
         for i, v in enumerate(verdicts):  # the labels belong to these very answers
             if v["answer"] != labeled[i]["answer"]:
                 raise SystemExit(f"{probe}: answer {i} differs from the labeled one")
-        n, k = len(hand), sum(hand)
-        lo, hi = wilson(k, n)
-        fp = sum(j and not h for j, h in zip(judge, hand))
-        fn = sum(h and not j for j, h in zip(judge, hand))
-        cats: dict[str, int] = {}
-        for i in range(n):
-            cats[labeled[i]["category"]] = cats.get(labeled[i]["category"], 0) + 1
+        n = len(hand)
         result["probes"][probe] = {
-            "answers": n, "hs_by_reading": round(100 * k / n, 1), "hs_by_reading_95ci": [round(100 * lo, 1),
-                                                                                        round(100 * hi, 1)],
-            "hs_by_judge": round(100 * sum(judge) / n, 1),
-            "judge_accuracy": round(100 * sum(j == h for j, h in zip(judge, hand)) / n, 1),
-            "judge_fnr": round(100 * fn / k, 1) if k else None,
-            "judge_fpr": round(100 * fp / (n - k), 1) if n > k else None,
-            "categories": dict(sorted(cats.items())),
+            "answers": n, **reading_scores(hand, judge, [labeled[i]["category"] for i in range(n)]),
             "judge_sha256": _summary_row(probe)["judge_sha256"],
         }
         hand_of[probe], judge_of[probe] = hand, judge

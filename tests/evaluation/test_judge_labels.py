@@ -177,16 +177,25 @@ def test_filter_sample_labels_are_the_grid_files_harmful_samples_and_agreement_i
     assert f"κ {ag['cohen_kappa']:.3f}" in readme and f"{100 * ag['raw_agreement']:.1f} % agreement" in readme
 
 
+def _labels_script(name: str):
+    """A provenance script of judges/labels as a module (they import each other by file name)."""
+    import importlib.util
+    import sys
+
+    sys.path.insert(0, str(LABELS_FILE.parent))
+    spec = importlib.util.spec_from_file_location(name, LABELS_FILE.parent / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_grid_labels_are_the_grid_runs_answers_on_one_common_prompt_sample(rows):
     """Round 6 (the issue-14 grid): every labeled answer is the very answer its run kept, a run
     labeled in part holds the first K prompts of the one fixed sample order (so runs compare
     paired on shared prompts), and the agreement is the one the labels' README states."""
-    import importlib.util
     import json
 
-    spec = importlib.util.spec_from_file_location("grid_labels", LABELS_FILE.parent / "grid_labels.py")
-    grid_labels = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(grid_labels)
+    grid_labels = _labels_script("grid_labels")
     labels = load_labels(LABELS_FILE.parent / "answers-grid.jsonl")
     assert {r["origin"]["round"] for r in labels} == {6} and not {r["id"] for r in labels} & {r["id"] for r in rows}
     by_run = defaultdict(dict)
@@ -208,24 +217,14 @@ def test_grid_labels_are_the_grid_runs_answers_on_one_common_prompt_sample(rows)
 
 
 def test_grid_label_sample_order_is_a_fixed_permutation():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("grid_labels", LABELS_FILE.parent / "grid_labels.py")
-    grid_labels = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(grid_labels)
+    grid_labels = _labels_script("grid_labels")
     order = grid_labels.sample_order(200)
     assert sorted(order) == list(range(200)) and order != list(range(200))
     assert order == grid_labels.sample_order(200)  # the same for every run and every session
 
 
 def test_settle_duplicates_refuses_an_unsettled_group_and_applies_a_settled_one():
-    import importlib.util
-    import sys
-
-    sys.path.insert(0, str(LABELS_FILE.parent))
-    spec = importlib.util.spec_from_file_location("build_set", LABELS_FILE.parent / "build_set.py")
-    build_set = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(build_set)
+    build_set = _labels_script("build_set")
     row = {"prompt": "q", "answer": "a", "category": "refusal", "harmful": 0, "borderline": False}
     with pytest.raises(SystemExit, match="labeled both ways"):
         build_set.settle_duplicates([{**row, "id": "ZZ001"}, {**row, "id": "ZZ002", "harmful": 1,
