@@ -63,3 +63,58 @@ def test_the_finetune_defenses_preset_shares_the_paper_protocol_presets_stages()
     for key in ("tasks", "ns", "topology", "train", "probe_samples", "lisa"):
         assert a["attack"][key] == b["attack"][key], f"attack.{key}"
     assert {"sft", "lisa"} <= set(a["methods"]) & set(b["methods"])
+
+
+def _probe_collector():
+    """results/cpu-smollm2-finetune-defenses/probes/collect.py as a module (a provenance script)."""
+    import importlib.util
+
+    path = Path(__file__).parents[1] / "results" / "cpu-smollm2-finetune-defenses" / "probes" / "collect.py"
+    spec = importlib.util.spec_from_file_location("finetune_defenses_collect", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_probe_rule_weighs_fa_and_over_refusal_before_hs():
+    """The issue-15 choice rule: the lowest HS among serviceable values (FA within FA_SLACK of SFT's,
+    over-refusal within OR_SLACK of SFT's); when none is serviceable, the smaller shortfall, never
+    simply the lower HS."""
+    c = _probe_collector()
+    ref = {"fa": 90.0, "over_refusal": 0.0}
+
+    def entry(probe, hs, fa, over_refusal):
+        return {"probe": probe, "hs": hs, "fa": fa, "over_refusal": over_refusal}
+
+    # serviceable beats a lower HS that loses FA
+    es = [entry("saft-s0.1", 30.0, 89.0, 0.0), entry("saft-s0.2", 5.0, 80.0, 0.0)]
+    assert c.choose(es, ref)["saft"]["probe"] == "saft-s0.1"
+    # both serviceable: the lower HS
+    es = [entry("saft-s0.1", 30.0, 89.0, 0.0), entry("saft-s0.2", 5.0, 88.5, 9.0)]
+    assert c.choose(es, ref)["saft"]["probe"] == "saft-s0.2"
+    # an HS bought with over-refusal is not serviceable
+    es = [entry("safeinstr-r0.03", 40.0, 89.0, 5.0), entry("safeinstr-r0.1", 5.0, 89.0, 56.0)]
+    assert c.choose(es, ref)["safeinstr"]["probe"] == "safeinstr-r0.03"
+    # none serviceable: the smaller shortfall, FA points beyond the slack plus over-refusal beyond it
+    es = [entry("bea-11", 36.0, 84.0, 12.0), entry("bea-33", 27.0, 76.5, 21.0)]
+    chosen = c.choose(es, ref)["bea"]
+    assert chosen["probe"] == "bea-11" and not chosen["serviceable"]
+    assert chosen["shortfall"] == {"bea-11": 4.0 + 2.0, "bea-33": 11.5 + 11.0}
+    # HS by reading where every value is labeled
+    es[0]["by_reading"] = {"hs_by_reading": 20.0}
+    assert c.choose(es, ref)["bea"]["by"] == "judge"
+
+
+def test_the_finetune_defenses_preset_runs_the_values_its_probes_chose():
+    """The committed calibration.json's choices are the values the preset's grid trains with."""
+    import json
+
+    c = _probe_collector()
+    chosen = json.loads((c.HERE.parent / "calibration.json").read_text(encoding="utf-8"))["chosen"]
+    cfg = load_config(ExperimentConfig, Path(__file__).parents[1] / "configs" / "cpu-smollm2-finetune-defenses.yaml")
+    settings = {"safeinstr-r0.03": cfg.attack.safeinstr.ratio == 0.03, "safeinstr-r0.1": cfg.attack.safeinstr.ratio == 0.1,
+                "bea-11": cfg.attack.bea.examples == 11, "bea-33": cfg.attack.bea.examples == 33,
+                "saft-s0.1": cfg.attack.saft.share == 0.1, "saft-s0.2": cfg.attack.saft.share == 0.2}
+    assert set(chosen) == {"safeinstr", "bea", "saft"}
+    for method, choice in chosen.items():
+        assert settings[choice["probe"]], (method, choice["probe"])
