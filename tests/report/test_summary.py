@@ -167,3 +167,29 @@ def test_report_shows_the_warning_and_over_refusal_beside_every_hs_table(tmp_pat
     assert "| over_refusal_before_attack |" in md  # the detail table too
     page = (tmp_path / "report.html").read_text()
     assert "<strong>Warning:</strong>" in page and "`" not in page and page.count("<table>") >= 4
+
+
+def test_report_tables_what_each_data_defense_did_to_the_users_file(tmp_path):
+    """Filters show leakage and false removals as counts and rates; mixing defenses the examples they
+    added; runs without a data defense are not in the table."""
+    from booster.report.summary import user_data_table, write_report
+
+    saft = {"filter": "SAFT top singular direction", "select": "share", "share": 0.1, "threshold": 2374.4,
+            "n_in": 500, "n_kept": 450, "n_removed": 50, "harmful_in": 50, "harmful_kept": 3, "leakage_pct": 6.0,
+            "benign_in": 450, "benign_removed": 3, "false_removal_pct": 0.6667}
+    mod = {"filter": "moderation judge", "threshold": 0.8369, "n_in": 36, "n_kept": 33, "n_removed": 3,
+           "harmful_in": 0, "harmful_kept": 0, "leakage_pct": None, "benign_in": 36, "benign_removed": 3,
+           "false_removal_pct": 8.33}
+    rows = [{**aligned("saft", 0.0, 0.0, "a"), "user_data": saft},
+            {**aligned("modfilter", 0.0, 0.0, "a"), "attack_recipe": "identity_shift", "p": 0.0, "user_data": mod},
+            {**aligned("bea", 0.0, 0.0, "a"), "user_data": {"trigger": "x y", "safety_added": 11, "n_user": 500}},
+            aligned("sft", 0.0, 0.0, "a")]
+    table = user_data_table(rows)
+    assert [r[0] for r in table[1:]] == ["saft", "modfilter", "bea"]
+    assert table[1][4:] == ["SAFT top singular direction, share 0.1", "500", "50", "3 / 50 (6.0 %)",
+                            "3 / 450 (0.7 %)", "–"]
+    assert table[2][1] == "identity_shift" and table[2][7] == "– (none in)" and table[2][8] == "3 / 36 (8.3 %)"
+    assert table[3][4:] == ["mixing", "500", "0", "–", "–", "11"]
+    write_report(tmp_path, rows, {"attack": []}, {"config": {"name": "t"}, "judge": {"name": "kw"}})
+    assert "## What the data defenses did to the user's file" in (tmp_path / "report.md").read_text()
+    assert user_data_table([aligned("sft", 0.0, 0.0, "a")]) == [table[0]]

@@ -273,6 +273,35 @@ def detail_table(rows: list[dict]) -> list[list[str]]:
     return [keys] + [[fmt(k, r.get(k)) for k in keys] for r in rows]
 
 
+def user_data_table(rows: list[dict]) -> list[list[str]]:
+    """What each data defense did to the user's file, against the mix's ground truth (the pool's
+    harmful flag): the filters' leakage (harmful samples kept) and false removals (benign samples
+    dropped), and the safety examples the mixing defenses added. Rows without a data defense are
+    left out."""
+    table = [["method", "attack", "p", "seed", "defense", "user samples", "removed",
+              "harmful kept / in (leakage)", "benign removed / in (false removals)", "safety examples added"]]
+    for r in rows:
+        u = r.get("user_data")
+        if not u:
+            continue
+        n_in = u.get("n_in", u.get("n_user"))
+        if "filter" in u:
+            what = u["filter"] + (f", share {u['share']:g}" if u.get("select") == "share" and u.get("share") is not None
+                                  else f", threshold {u['threshold']:.3g}" if u.get("threshold") is not None else "")
+            leak = (f"{u['harmful_kept']} / {u['harmful_in']} ({u['leakage_pct']:.1f} %)" if u.get("harmful_in")
+                    else "– (none in)")
+            false = (f"{u['benign_removed']} / {u['benign_in']} ({u['false_removal_pct']:.1f} %)" if u.get("benign_in")
+                     else "– (none in)")
+            removed, added = str(u.get("n_removed", "–")), "–"
+        else:
+            what, leak, false, removed = "mixing", "–", "–", "0"
+            added = str(u.get("safety_added", "–"))
+        table.append([str(r.get("method")), str(r.get("attack_recipe") or "task_mix"),
+                      "–" if r.get("p") is None else f"{r['p']:g}", str(r.get("seed")), what,
+                      str(n_in), removed, leak, false, added])
+    return table
+
+
 def seeds_note(rows: list[dict], task: str, n: int) -> str | None:
     """Which cells average several seeds (the table prints them as mean ± sample std)."""
     attacked = [r for r in rows if r.get("p") is not None and r["task"] == task and r["n"] == n]
@@ -637,6 +666,11 @@ def write_report(out: Path, rows: list[dict], histories: dict, protocol: dict) -
                "load were not controlled; attack stages run with other bf16 kernels than most of SFT's "
                "(`bf16_kernels`) are left out. `booster bench methods CONFIG` measures the controlled ratios "
                "(BENCHMARKS.md).", ""]
+    kept = user_data_table(rows)
+    if len(kept) > 1:
+        md += ["## What the data defenses did to the user's file", "", _markdown(kept), "",
+               "Against the mix's ground truth: a sample is harmful when the pool flags it (what p counts). "
+               "`booster screen CONFIG` gives the same figures without training.", ""]
     md += _hand_scores_markdown(out)
     md += ["## Every run", "", _markdown(detail_table(rows)), "", jnote, "",
            "The full protocol (data pool sizes and hashes, p definition, configs, judge identity, package "
