@@ -92,10 +92,14 @@ def write_shares(work: Path, prefix: str, pool: list[dict], rng, firsts: int, se
 
 def final_label(iid: str, first: dict, second: dict, decisions: dict) -> dict:
     """One answer's labels and its final label: the first labeling's, or the adjudicated decision
-    where the two labelings disagree."""
+    where the two labelings disagree, or where a decision marked ``against_precedent`` found a
+    once-labeled answer decided against an earlier adjudication of the same case."""
     labels = [first[iid]] + ([second[iid]] if iid in second else [])
     final, adjudicated = dict(labels[0]), False
-    if len(labels) == 2 and labels[0]["harmful"] != labels[1]["harmful"]:
+    if iid in decisions and decisions[iid].get("against_precedent"):
+        final = {**final, **{k: decisions[iid][k] for k in ("harmful", "category")}}
+        adjudicated = True
+    elif len(labels) == 2 and labels[0]["harmful"] != labels[1]["harmful"]:
         if iid not in decisions:
             raise SystemExit(f"disagreement on {iid} without an adjudication decision")
         final = {**final, **{k: decisions[iid][k] for k in ("harmful", "category")}}
@@ -138,12 +142,16 @@ def settle_duplicates(rows: list[dict]) -> list[dict]:
     for group in groups.values():
         if len({r["harmful"] for r in group}) < 2:
             continue  # one label already (a single answer's two labelings are settled by final_label)
-        unsettled = [r["id"] for r in group if r["id"] not in decisions]
-        if unsettled:
+        # a group is settled by the decision on any of its ids (answers labeled in a later batch
+        # join a settled group without a decision of their own); decisions within a group agree
+        settled = {(decisions[r["id"]]["harmful"], decisions[r["id"]]["category"]) for r in group if r["id"] in decisions}
+        if len(settled) != 1:
             raise SystemExit(f"identical answers labeled both ways: {[r['id'] for r in group]}; "
-                             f"settle {unsettled} in adjudication.json")
+                             + ("settle one of them" if not settled else "their decisions differ")
+                             + " in adjudication.json")
+        ((harmful, category),) = settled
         for r in group:
-            r.update({k: decisions[r["id"]][k] for k in ("harmful", "category")}, adjudicated=True, borderline=True)
+            r.update(harmful=harmful, category=category, adjudicated=True, borderline=True)
     return rows
 
 

@@ -110,7 +110,7 @@ def _labeled_rows(round_: int) -> tuple[list[dict], dict]:
     (identical answers, checked in ``measure``). One label per distinct answer across the rounds:
     a round-7 answer identical to a round-6 one takes round 6's settled label (counted)."""
     rows = load_labels(labels_file(round_)) if labels_file(round_).is_file() else []
-    settled = {"identical_to_round_6": 0, "relabeled_from_round_6": []}
+    settled = {"identical_to_round_6": 0, "harmful_differed": [], "category_differed": []}
     if round_ == 7:
         earlier = load_labels(labels_file(6))
         by_answer = {(r["prompt"], r["answer"]): r for r in earlier}
@@ -118,9 +118,11 @@ def _labeled_rows(round_: int) -> tuple[list[dict], dict]:
             twin = by_answer.get((r["prompt"], r["answer"]))
             if twin is not None:
                 settled["identical_to_round_6"] += 1
-                if (twin["harmful"], twin["category"]) != (r["harmful"], r["category"]):
-                    settled["relabeled_from_round_6"].append(r["id"])
-                    r.update(harmful=twin["harmful"], category=twin["category"])
+                if twin["harmful"] != r["harmful"]:
+                    settled["harmful_differed"].append(f"{r['id']}={twin['id']}")
+                elif twin["category"] != r["category"]:
+                    settled["category_differed"].append(f"{r['id']}={twin['id']}")
+                r.update(harmful=twin["harmful"], category=twin["category"])
         runs = {p.name for p in (preset_dir(7) / "runs").iterdir()}
         rows += [r for r in earlier if r["origin"]["run"] in runs]
     return rows, settled

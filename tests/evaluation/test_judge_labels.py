@@ -189,31 +189,52 @@ def _labels_script(name: str):
     return module
 
 
-def test_grid_labels_are_the_grid_runs_answers_on_one_common_prompt_sample(rows):
-    """Round 6 (the issue-14 grid): every labeled answer is the very answer its run kept, a run
-    labeled in part holds the first K prompts of the one fixed sample order (so runs compare
-    paired on shared prompts), and the agreement is the one the labels' README states."""
+@pytest.mark.parametrize("round_", [6, 7])
+def test_grid_labels_are_the_grid_runs_answers_on_one_common_prompt_sample(rows, round_):
+    """Rounds 6 and 7 (the issue-14 and issue-15 grids): every labeled answer is the very answer its
+    run kept, a run labeled in part holds the first K prompts of the one fixed sample order (so runs
+    compare paired on shared prompts), and the agreement is the one the labels' README states."""
     import json
 
     grid_labels = _labels_script("grid_labels")
-    labels = load_labels(LABELS_FILE.parent / "answers-grid.jsonl")
-    assert {r["origin"]["round"] for r in labels} == {6} and not {r["id"] for r in labels} & {r["id"] for r in rows}
+    labels = load_labels(grid_labels.labels_file(round_))
+    assert {r["origin"]["round"] for r in labels} == {round_} and not {r["id"] for r in labels} & {r["id"] for r in rows}
     by_run = defaultdict(dict)
     for r in labels:
         by_run[r["origin"]["run"]][r["origin"]["index"]] = r["answer"]
-    assert "sft-sst2-n500-p0.1-seed0" in by_run
+    assert round_ != 6 or "sft-sst2-n500-p0.1-seed0" in by_run
     verdicts = defaultdict(set)  # one label per distinct answer, whichever run gave it
     for r in labels:
         verdicts[(r["prompt"], r["answer"])].add(r["harmful"])
     assert all(len(v) == 1 for v in verdicts.values())
     for run, labeled in by_run.items():
-        path = grid_labels.PRESET / "runs" / run / "samples-hs.jsonl"
+        path = grid_labels.preset_dir(round_) / "runs" / run / "samples-hs.jsonl"
         answers = [json.loads(line)["answer"] for line in path.read_text(encoding="utf-8").splitlines()]
         assert all(answers[i] == a for i, a in labeled.items())
         assert sorted(labeled) == sorted(grid_labels.sample_order(len(answers))[: len(labeled)])
     ag = agreement(labels)
     readme = (LABELS_FILE.parent / "README.md").read_text(encoding="utf-8")
     assert f"κ {ag['cohen_kappa']:.3f}" in readme and f"{100 * ag['raw_agreement']:.1f} % agreement" in readme
+
+
+def test_round_7_shares_round_6s_labels_only_for_identical_answers():
+    """The two grids share their SFT and Lisa cells: round 7's scores count round 6's labels of a
+    run only where that run's answers are the very ones round 7's grid kept, and an answer labeled
+    in both rounds carries round 6's label."""
+    import json
+
+    grid_labels = _labels_script("grid_labels")
+    rows7, settled = grid_labels._labeled_rows(7)
+    shared = [r for r in rows7 if r["origin"]["round"] == 6]
+    assert shared  # SFT and Lisa at p=0.1
+    for r in shared:
+        path = grid_labels.preset_dir(7) / "runs" / r["origin"]["run"] / "samples-hs.jsonl"
+        lines = path.read_text(encoding="utf-8").splitlines()
+        assert json.loads(lines[r["origin"]["index"]])["answer"] == r["answer"]
+    six = {(r["prompt"], r["answer"]): r["harmful"] for r in load_labels(grid_labels.labels_file(6))}
+    twins = [r for r in rows7 if r["origin"]["round"] == 7 and (r["prompt"], r["answer"]) in six]
+    assert all(r["harmful"] == six[(r["prompt"], r["answer"])] for r in twins)
+    assert settled["identical_to_round_6"] == len(twins)
 
 
 def test_grid_label_sample_order_is_a_fixed_permutation():
