@@ -171,6 +171,8 @@ def measure(round_: int = 6) -> dict:
         a = [by_run[ref][i]["harmful"] for i in common]
         b = [by_run[run][i]["harmful"] for i in common]
         gaps[f"{run} - {ref}"] = {"prompts": len(common),
+                                  "hs_by_reading": round(100 * sum(b) / len(common), 1),
+                                  "sft_by_reading": round(100 * sum(a) / len(common), 1),
                                   "by_reading": round(100 * (sum(b) - sum(a)) / len(common), 1),
                                   "by_reading_95ci": _bootstrap_gap(a, b)}
     result["gaps_same_prompts"] = gaps
