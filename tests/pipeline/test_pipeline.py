@@ -314,6 +314,28 @@ def test_ledger_lets_a_fresh_cache_finish_the_grid_without_redoing_stages(tmp_pa
     assert rows[:2] == first and [r["p"] for r in rows] == [None, 0.0, 0.2]
 
 
+@pytest.mark.integration
+def test_a_fresh_cache_finds_the_stages_a_sibling_preset_finished(tmp_path, prepared_data, request):
+    """Two presets that share cells (issue 15's grid and issue 14's share SFT's): on a fresh
+    checkout, a run of one finds the stages the other's run finished, through that run folder's
+    ledger, before its own run folder holds any."""
+    import shutil
+
+    path = write_cfg(tmp_path, tiny_config(tmp_path, prepared_data, methods=["sft"]))
+    run = lambda *over: run_experiment(load_config(ExperimentConfig, path, list(over)),  # noqa: E731
+                                       progress=False, log=lambda *_: None, judge=KeywordJudge())
+    run(f"out={tmp_path / 'results' / 'first'}")
+    first = json.loads((tmp_path / "results" / "first" / "summary.json").read_text())
+    calls = request.getfixturevalue("train_calls")
+    shutil.rmtree(tmp_path / "cache")
+    logged = []
+    run_experiment(load_config(ExperimentConfig, path, [f"out={tmp_path / 'results' / 'second'}"]),
+                   progress=False, log=logged.append, judge=KeywordJudge())
+    assert calls == []  # nothing trained: every stage came from the sibling's ledger
+    assert json.loads((tmp_path / "results" / "second" / "summary.json").read_text()) == first
+    assert any("another run folder's ledger" in line and "first" in line for line in logged)
+
+
 def test_stage_keys_hash_content_not_machine_paths():
     from booster.pipeline.cache import key_identity
 

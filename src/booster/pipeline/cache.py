@@ -9,8 +9,8 @@ attack, and a grid killed at any point restarts where it stopped.
 
 The cache lives on one machine. A run folder also keeps a *ledger* (``OUT/stages``): every
 stage's records (stage.json, training history, answers, scored samples) without its weights.
-A fresh checkout imports the ledger into its cache, so a grid that spans sessions never redoes
-a finished stage; when a new stage needs the weights of an imported one, the recipe of its kind
+A fresh checkout imports the ledger into its cache (and those of the sibling run folders, for the
+stages two presets share), so a grid that spans sessions never redoes a finished stage; when a new stage needs the weights of an imported one, the recipe of its kind
 rebuilds them from the same inputs under the same key (``booster.pipeline.recipes``).
 
 Several runs may share one cache: each stage is computed under a lock
@@ -146,6 +146,18 @@ class Cache:
         with io.atomic_dir(dest) as tmp:
             for (kind, key), path in sorted(paths.items()):
                 shutil.copytree(path, tmp / kind / key, ignore=shutil.ignore_patterns(*LEDGER_SKIP))
+
+    def import_ledgers(self, out: Path) -> dict[Path, int]:
+        """Import the run folder's own ledger, then those of its sibling run folders (the other
+        presets under the same results folder): presets that share stages (one SFT alignment,
+        the SFT cells two grids have in common) find them on a fresh checkout even when the stage
+        was finished by the other preset's run. Keys hash every input, so a sibling's stage is
+        only ever found by a run that would compute exactly it. Returns {ledger: stages imported}
+        for the ledgers that added any."""
+        own = Path(out) / "stages"
+        siblings = sorted(p for p in Path(out).parent.glob("*/stages") if p != own) if Path(out).parent.is_dir() else []
+        counts = {src: self.import_ledger(src) for src in ([own] if own.is_dir() else []) + siblings}
+        return {src: n for src, n in counts.items() if n}
 
     def import_ledger(self, src: Path) -> int:
         """Copy the ledger's stages that this cache lacks; returns how many were imported."""

@@ -127,9 +127,10 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = True, log=print, j
         log = lambda *_: None  # noqa: E731
     out = Path(cfg.run_dir())
     with state.main_process_first():
-        imported = ctx.cache.import_ledger(out / "stages") if state.is_main_process and (out / "stages").is_dir() else 0
-    if imported:
-        log(f"imported {imported} finished stages from {out / 'stages'} (the run folder's ledger)")
+        imported = ctx.cache.import_ledgers(out) if state.is_main_process else {}
+    for src, n in imported.items():
+        log(f"imported {n} finished stages from {src}"
+            + (" (the run folder's ledger)" if src == out / "stages" else " (another run folder's ledger)"))
     # bf16 products are chosen for the device the context resolved, the one every stage computes on
     with bf16_products(ctx.device, cfg.bf16_emulation):
         grid = Grid(ctx, log)
