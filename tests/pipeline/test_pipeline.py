@@ -423,7 +423,9 @@ def test_grid_killed_mid_stage_restarts_without_redoing_finished_stages(tmp_path
     cfg = tiny_config(tmp_path, prepared_data, methods=["sft"], unaligned=False, align={"train": train},
                       attack={"train": {**train, "probe_every": 4}})
     script = str(Path(__file__).parent / "tiny_pipeline.py")
-    ref_path = write_cfg(tmp_path, {**cfg, "cache": str(tmp_path / "ref-cache"), "out": str(tmp_path / "ref")})
+    # The reference's run folder is not a sibling of the killed run's: a run imports its siblings'
+    # ledgers, and the killed run must compute its stages itself.
+    ref_path = write_cfg(tmp_path, {**cfg, "cache": str(tmp_path / "ref-cache"), "out": str(tmp_path / "ref" / "run")})
     done = subprocess.run([sys.executable, script, str(ref_path)], capture_output=True, timeout=600)
     assert done.returncode == 0, (done.stdout + done.stderr).decode()[-3000:]
 
@@ -463,7 +465,7 @@ def test_grid_killed_mid_stage_restarts_without_redoing_finished_stages(tmp_path
         for k in wa:
             assert (wa[k] - wb[k]).abs().max().item() < 1e-5, (a, k)
     rows = json.loads((tmp_path / "run" / "summary.json").read_text())
-    ref_rows = json.loads((tmp_path / "ref" / "summary.json").read_text())
+    ref_rows = json.loads((tmp_path / "ref" / "run" / "summary.json").read_text())
     assert [(r["method"], r["p"], r["seed"]) for r in rows] == [(r["method"], r["p"], r["seed"]) for r in ref_rows]
 
 
