@@ -10,8 +10,9 @@ attack, and a grid killed at any point restarts where it stopped.
 The cache lives on one machine. A run folder also keeps a *ledger* (``OUT/stages``): every
 stage's records (stage.json, training history, answers, scored samples) without its weights.
 A fresh checkout imports the ledger into its cache (and those of the sibling run folders, for the
-stages two presets share), so a grid that spans sessions never redoes a finished stage; when a new stage needs the weights of an imported one, the recipe of its kind
-rebuilds them from the same inputs under the same key (``booster.pipeline.recipes``).
+stages two presets share), so a grid that spans sessions never redoes a finished stage; when a
+new stage needs the weights of an imported one, the recipe of its kind rebuilds them from the
+same inputs under the same key (``booster.pipeline.recipes``).
 
 Several runs may share one cache: each stage is computed under a lock
 (``CACHE/<kind>/<key>.lock``), so a run that reaches a stage another run is computing waits for
